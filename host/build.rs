@@ -1,0 +1,102 @@
+//! Builds every node component under `nodes/` for wasm32-wasip2 from source, so the binary can
+//! embed the built-in WEBHOOK node and tests can load the others. Nothing built is committed.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir.parent().expect("host/ sits in the workspace root");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    for watched in ["wit", "guest-sdk/src", "guest-sdk/Cargo.toml", "nodes"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    require_guest_target();
+    // One cache for guest builds under the workspace target dir, outside OUT_DIR, so that
+    // switching profiles or features does not rebuild the guests.
+    let guest_target_dir = root.join("target").join("guests");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .arg("build")
+        .arg("--release")
+        .arg("--quiet")
+        .args(["--target", GUEST_TARGET])
+        .arg("--manifest-path")
+        .arg(root.join("nodes").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&guest_target_dir);
+    // The outer build's flags are for the host, not for wasm guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build.status().expect("failed to run cargo for the node components");
+    if !status.success() {
+        panic!("building the node components under nodes/ for {GUEST_TARGET} failed (see above)");
+    }
+
+    let built = guest_target_dir.join(GUEST_TARGET).join("release");
+    for name in node_crates(&root.join("nodes")) {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let from = built.join(&file);
+        let to = out_dir.join(&file);
+        std::fs::copy(&from, &to)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
+        let var = format!("AIRLOCK_NODE_{}", name.replace('-', "_").to_uppercase());
+        println!("cargo:rustc-env={var}={}", to.display());
+    }
+}
+
+/// A missing target is the one build failure a new contributor is likely to meet; say the fix.
+fn require_guest_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .map(|root| root.join("lib/rustlib").join(GUEST_TARGET).exists())
+        .unwrap_or(true);
+    if !installed {
+        println!(
+            "cargo:warning=the {GUEST_TARGET} target is not installed: run `rustup target add {GUEST_TARGET}`"
+        );
+        eprintln!("error: the {GUEST_TARGET} target is not installed: run `rustup target add {GUEST_TARGET}`");
+        std::process::exit(1);
+    }
+}
+
+/// Every crate directory under `nodes/` and `nodes/testing/` (those with a Cargo.toml and a
+/// `[package]`).
+fn node_crates(nodes: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for dir in [nodes.to_path_buf(), nodes.join("testing")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let manifest = entry.path().join("Cargo.toml");
+            let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+            if text.contains("[package]") {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    names.sort();
+    names
+}

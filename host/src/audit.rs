@@ -1,0 +1,218 @@
+//! Append-only, hash-chained JSON Lines audit log of every egress attempt.
+//!
+//! Each record carries `prev` (the previous record's `hash`, "0"×64 for the first) and `hash`
+//! (sha256 of the record's compact JSON without `hash`, fields in struct order). A chain alone
+//! cannot show that its LAST records were removed, so a sidecar `<file>.head` holds the last seq
+//! and hash; `verify` checks the log against it.
+
+mod file;
+mod table;
+mod verify;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+pub use table::format_table;
+pub use verify::verify;
+
+use file::{FileLock, Head, Tail};
+
+/// `prev` of the first record.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// Set by `append`.
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds, set by the caller.
+    pub time: String,
+    pub run: String,
+    pub node_run: String,
+    pub node: String,
+    /// "sha256:<hex>" of the node's component.
+    pub component: String,
+    pub method: String,
+    /// Secrets masked as `[secret:NAME]`.
+    pub url: String,
+    pub resolved_ip: Option<String>,
+    pub decision: Decision,
+    /// The rule or check that decided.
+    pub rule: Option<String>,
+    /// Names only.
+    pub secrets: Vec<String>,
+    pub status: Option<u16>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// Set by `append`: hash of the previous record, "0"×64 for the first.
+    pub prev: String,
+    /// Set by `append`: sha256 hex over the record's compact JSON without `hash`.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub run: Option<String>,
+    pub node: Option<String>,
+    pub decision: Option<Decision>,
+}
+
+impl AuditFilter {
+    fn matches(&self, record: &AuditRecord) -> bool {
+        self.run.as_ref().is_none_or(|r| *r == record.run)
+            && self.node.as_ref().is_none_or(|n| *n == record.node)
+            && self.decision.is_none_or(|d| d == record.decision)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line that `open`, `append` or `read` cannot use (not a verification verdict; see
+    /// `verify`). `line` is 0 when it is the last line of a file not read from the start.
+    #[error("audit log {path}: line {line}: {reason}; run `airlock audit verify`")]
+    Corrupt {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+    /// `seq` is the broken record's own seq, or the seq expected at that line when unreadable.
+    #[error("audit chain broken at line {line} (seq {seq}): {reason}")]
+    VerifyFailed { line: usize, seq: u64, reason: String },
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// sha256 hex of `object` (a record as JSON) serialised compactly without its `hash` field.
+fn chain_hash(mut object: serde_json::Map<String, serde_json::Value>) -> String {
+    object.shift_remove("hash");
+    // Serialising a JSON value to a Vec cannot fail: keys are strings and there is no I/O.
+    let bytes = serde_json::to_vec(&object).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Where the next record goes, as of our last look at the file.
+struct Writer {
+    file: File,
+    head: Head,
+    tail: Tail,
+}
+
+/// The audit log; `Send + Sync`, append from many tasks.
+pub struct AuditLog {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+}
+
+impl AuditLog {
+    /// Opens (creating dirs/file) an append-only JSON Lines file; finds the last hash and seq.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let io = io_error(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(&io)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(&io)?;
+        let head = Head::open(path)?;
+        let tail = {
+            let _lock = FileLock::shared(&file, path)?;
+            Tail::read(&file, path)?
+        };
+        Ok(AuditLog {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer { file, head, tail }),
+        })
+    }
+
+    /// Fills `seq`, `prev`, `hash`, writes one line, flushes and syncs before returning.
+    /// Serialises appends across threads (Mutex) and across processes (`File::lock`),
+    /// re-reading the tail if another process appended since.
+    pub fn append(&self, mut record: AuditRecord) -> Result<(), AuditError> {
+        let io = io_error(&self.path);
+        // A panic elsewhere cannot leave `Writer` inconsistent with the file: the tail is
+        // re-read below whenever the file length is not what we last wrote.
+        let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let Writer { file, head, tail } = &mut *guard;
+        let mut file: &File = file;
+        let _lock = FileLock::exclusive(file, &self.path)?;
+        let len = file.metadata().map_err(&io)?.len();
+        if len != tail.len {
+            *tail = Tail::read(file, &self.path)?;
+        }
+
+        record.seq = tail.next_seq;
+        record.prev = tail.last_hash.clone();
+        record.hash = match serde_json::to_value(&record) {
+            Ok(serde_json::Value::Object(object)) => chain_hash(object),
+            _ => unreachable!("an AuditRecord serialises to a JSON object"),
+        };
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+
+        // The audit must survive a crash: sync_data measured ~0.2 ms per append on ext4, an
+        // acceptable price for an egress request.
+        file.write_all(&line).map_err(&io)?;
+        file.flush().map_err(&io)?;
+        file.sync_data().map_err(&io)?;
+        *tail = Tail {
+            len: len + line.len() as u64,
+            next_seq: record.seq + 1,
+            last_hash: record.hash,
+        };
+        head.write(record.seq, &tail.last_hash)
+    }
+}
+
+/// The records of the log at `path` that pass `filter`, in file order. A missing file has none.
+pub fn read(path: &Path, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AuditError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let _lock = FileLock::shared(&file, path)?;
+    let mut records = Vec::new();
+    for line in file::lines(&file) {
+        let line = line.map_err(io_error(path))?;
+        let record: AuditRecord =
+            serde_json::from_slice(&line.bytes).map_err(|e| AuditError::Corrupt {
+                path: path.display().to_string(),
+                line: line.number,
+                reason: format!("not an audit record: {e}"),
+            })?;
+        if filter.matches(&record) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests;

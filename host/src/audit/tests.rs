@@ -1,0 +1,278 @@
+use super::*;
+use std::sync::Arc;
+
+fn record(run: &str, node: &str, decision: Decision) -> AuditRecord {
+    AuditRecord {
+        seq: 999,
+        time: "2025-01-02T03:04:05.678Z".into(),
+        run: run.into(),
+        node_run: format!("{run}-{node}"),
+        node: node.into(),
+        component: "sha256:abcd".into(),
+        method: "GET".into(),
+        url: "https://api.example.com/items?key=[secret:api-token]".into(),
+        resolved_ip: Some("93.184.216.34".into()),
+        decision,
+        rule: Some("default public".into()),
+        secrets: vec!["api-token".into()],
+        status: (decision == Decision::Allow).then_some(200),
+        bytes_sent: 10,
+        bytes_received: 20,
+        duration_ms: 30,
+        error: None,
+        prev: "bogus".into(),
+        hash: "bogus".into(),
+    }
+}
+
+/// A log with `n` records, alternating allow/deny over runs r0, r1.
+fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sub").join("audit.jsonl");
+    let log = AuditLog::open(&path).expect("open");
+    for i in 0..n {
+        let decision = if i % 2 == 0 {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        log.append(record(&format!("r{}", i % 2), &format!("n{i}"), decision))
+            .expect("append");
+    }
+    (dir, path)
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+        .expect("write");
+}
+
+fn failure(path: &Path) -> (usize, u64, String) {
+    match verify(path) {
+        Err(AuditError::VerifyFailed { line, seq, reason }) => (line, seq, reason),
+        other => panic!("expected a verify failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn chain_of_records_verifies() {
+    let (_dir, path) = log_with(5);
+    assert_eq!(verify(&path).expect("verify"), 5);
+    let records = read(&path, &AuditFilter::default()).expect("read");
+    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(records[0].prev, GENESIS);
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev, pair[0].hash);
+    }
+    // The hash is over the compact JSON without `hash`, fields in struct order.
+    let mut unhashed = serde_json::to_value(&records[2]).expect("value");
+    let object = unhashed.as_object_mut().expect("object");
+    object.shift_remove("hash");
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(keys[..3], ["seq", "time", "run"]);
+    assert_eq!(*keys.last().expect("keys"), "prev");
+    let bytes = serde_json::to_vec(&unhashed).expect("bytes");
+    assert_eq!(records[2].hash, hex::encode(Sha256::digest(bytes)));
+}
+
+#[test]
+fn reopening_continues_the_chain() {
+    let (_dir, path) = log_with(2);
+    AuditLog::open(&path)
+        .expect("reopen")
+        .append(record("r9", "n9", Decision::Deny))
+        .expect("append");
+    assert_eq!(verify(&path).expect("verify"), 3);
+}
+
+#[test]
+fn edited_field_fails_at_its_line() {
+    let (_dir, path) = log_with(4);
+    let mut lines = lines_of(&path);
+    lines[2] = lines[2].replace("\"deny\"", "\"allow\"");
+    assert!(lines[2].contains("\"allow\""));
+    write_lines(&path, &lines);
+    let (line, seq, reason) = failure(&path);
+    assert_eq!((line, seq), (3, 2));
+    assert!(reason.starts_with("edited"), "{reason}");
+}
+
+#[test]
+fn deleted_middle_line_fails() {
+    let (_dir, path) = log_with(5);
+    let mut lines = lines_of(&path);
+    lines.remove(2);
+    write_lines(&path, &lines);
+    let (line, seq, reason) = failure(&path);
+    assert_eq!((line, seq), (3, 3));
+    assert!(reason.starts_with("deleted"), "{reason}");
+}
+
+#[test]
+fn deleted_last_line_fails_against_head() {
+    let (_dir, path) = log_with(4);
+    let mut lines = lines_of(&path);
+    lines.pop();
+    write_lines(&path, &lines);
+    let (line, seq, reason) = failure(&path);
+    assert_eq!((line, seq), (4, 3));
+    assert!(reason.starts_with("truncated"), "{reason}");
+}
+
+#[test]
+fn missing_head_fails_but_empty_log_is_fine() {
+    let (_dir, path) = log_with(2);
+    std::fs::remove_file(Head::path(&path)).expect("remove head");
+    assert!(failure(&path).2.contains("head file"));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let empty = dir.path().join("audit.jsonl");
+    AuditLog::open(&empty).expect("open");
+    assert_eq!(verify(&empty).expect("verify"), 0);
+}
+
+#[test]
+fn head_one_behind_is_a_crash_not_tampering() {
+    let (_dir, path) = log_with(3);
+    let lines = lines_of(&path);
+    let second: AuditRecord = serde_json::from_str(&lines[1]).expect("record");
+    std::fs::write(Head::path(&path), format!("{:020} {}\n", 1, second.hash)).expect("head");
+    assert_eq!(verify(&path).expect("verify"), 3);
+    std::fs::write(Head::path(&path), format!("{:020} {}\n", 0, second.hash)).expect("head");
+    assert!(verify(&path).is_err());
+}
+
+#[test]
+fn swapped_lines_fail_as_reordered() {
+    let (_dir, path) = log_with(5);
+    let mut lines = lines_of(&path);
+    lines.swap(1, 2);
+    write_lines(&path, &lines);
+    let (line, seq, reason) = failure(&path);
+    assert_eq!((line, seq), (2, 2));
+    assert!(reason.starts_with("reordered"), "{reason}");
+}
+
+#[test]
+fn truncated_mid_line_fails() {
+    let (_dir, path) = log_with(3);
+    let text = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &text[..text.len() - 15]).expect("truncate");
+    let (line, seq, reason) = failure(&path);
+    assert_eq!((line, seq), (3, 2));
+    assert!(reason.starts_with("truncated"), "{reason}");
+    // Appending onto a damaged tail is refused rather than burying the damage.
+    let err = AuditLog::open(&path).err().expect("open refuses a cut tail");
+    assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn two_handles_on_one_file_keep_one_chain() {
+    let (_dir, path) = log_with(1);
+    let a = AuditLog::open(&path).expect("open a");
+    let b = AuditLog::open(&path).expect("open b");
+    for i in 0..6 {
+        let log = if i % 2 == 0 { &a } else { &b };
+        log.append(record("r", &format!("x{i}"), Decision::Allow))
+            .expect("append");
+    }
+    assert_eq!(verify(&path).expect("verify"), 7);
+}
+
+#[test]
+fn concurrent_appends_from_threads_keep_one_chain() {
+    let (_dir, path) = log_with(0);
+    let logs = [
+        Arc::new(AuditLog::open(&path).expect("open")),
+        Arc::new(AuditLog::open(&path).expect("open")),
+    ];
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = logs[t % 2].clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    log.append(record("r", &format!("t{t}-{i}"), Decision::Deny))
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("thread");
+    }
+    assert_eq!(verify(&path).expect("verify"), 20);
+}
+
+#[test]
+fn filters_select_records() {
+    let (_dir, path) = log_with(6);
+    let by = |filter: AuditFilter| -> Vec<u64> {
+        read(&path, &filter)
+            .expect("read")
+            .iter()
+            .map(|r| r.seq)
+            .collect()
+    };
+    assert_eq!(by(AuditFilter::default()).len(), 6);
+    let run = |r: &str| Some(r.to_owned());
+    assert_eq!(
+        by(AuditFilter {
+            run: run("r1"),
+            ..Default::default()
+        }),
+        [1, 3, 5]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            node: run("n4"),
+            ..Default::default()
+        }),
+        [4]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            run: run("r0"),
+            decision: Some(Decision::Deny),
+            ..Default::default()
+        }),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        by(AuditFilter {
+            decision: Some(Decision::Deny),
+            ..Default::default()
+        }),
+        [1, 3, 5]
+    );
+    let missing = path.with_file_name("none.jsonl");
+    assert!(read(&missing, &AuditFilter::default()).expect("read").is_empty());
+}
+
+#[test]
+fn table_shows_one_aligned_row_per_record() {
+    let mut denied = record("r", "fetch-user", Decision::Deny);
+    denied.rule = Some("private address 169.254.169.254".into());
+    let mut failed = record("r", "post", Decision::Allow);
+    failed.error = Some("connection refused\nretry".into());
+    failed.url = format!("https://example.com/{}", "x".repeat(100));
+    let table = format_table(&[denied, failed]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("TIME"), "{table}");
+    assert!(lines[1].contains("fetch-user") && lines[1].contains("deny"));
+    assert!(lines[1].ends_with("private address 169.254.169.254"), "{table}");
+    assert!(lines[2].contains("error: connection refused retry"), "{table}");
+    assert!(lines[2].contains('…'), "long URL is cut: {table}");
+    // Columns line up: the status column starts at the same character in every row.
+    let col = lines[0].find("STATUS").expect("header");
+    assert_eq!(lines[1].chars().nth(col), Some('-'), "{table}");
+    assert_eq!(lines[2].chars().skip(col).take(3).collect::<String>(), "200", "{table}");
+}

@@ -1,0 +1,416 @@
+//! `Gate::send`: one node request, checked step by step, sent through the pooled client, and
+//! recorded in the audit log before the node gets its answer.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::connector::{ConnectError, VettedConnector, VettedPeer};
+use super::policy::Policy;
+use super::{Caller, EgressError, GateLimits, Request, Response};
+use crate::audit::{AuditLog, AuditRecord, Decision};
+use crate::secrets::Encoding;
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+const HANDLE_MARKER: &str = "__airlock_secret_";
+/// Hop-by-hop headers and Host describe the connection, not the request: the client sets them.
+const CONNECTION_HEADERS: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// The egress gate: one per process, shared by every node run.
+pub struct Gate {
+    policy: Arc<Policy>,
+    audit: Arc<AuditLog>,
+    limits: GateLimits,
+    client: Client<VettedConnector, Full<Bytes>>,
+}
+
+/// What the audit record says, gathered as the request goes through the steps.
+#[derive(Default)]
+struct Facts {
+    method: String,
+    rule: Option<String>,
+    secrets: Vec<String>,
+    resolved_ip: Option<String>,
+    status: Option<u16>,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl Gate {
+    pub fn new(policy: Arc<Policy>, audit: Arc<AuditLog>, limits: GateLimits) -> Gate {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(VettedConnector::new(Arc::clone(&policy)));
+        Gate {
+            policy,
+            audit,
+            limits,
+            client,
+        }
+    }
+
+    pub async fn send(&self, caller: &Caller, req: Request) -> Result<Response, EgressError> {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let started = Instant::now();
+        let mut facts = Facts {
+            method: req.method.clone(),
+            ..Facts::default()
+        };
+        let result = self
+            .attempt(caller, &req, &mut facts)
+            .await
+            .map_err(|err| scrub_error(caller, err));
+        let (decision, error) = match &result {
+            Ok(_) => (Decision::Allow, None),
+            Err(err @ (EgressError::Denied(_) | EgressError::InvalidRequest(_))) => {
+                (Decision::Deny, Some(err.to_string()))
+            }
+            Err(err) => (Decision::Allow, Some(err.to_string())),
+        };
+        if let Err(EgressError::InvalidRequest(_)) = &result {
+            facts.rule = error.clone();
+        }
+        let url = caller.bindings.mask(&req.url);
+        let record = AuditRecord {
+            seq: 0,
+            time,
+            run: caller.run.clone(),
+            node_run: caller.node_run.clone(),
+            node: caller.node.clone(),
+            component: caller.component.clone(),
+            method: caller.bindings.mask(&facts.method),
+            url: caller.bindings.store().redact_str(&url).into_owned(),
+            resolved_ip: facts.resolved_ip,
+            decision,
+            rule: facts.rule,
+            secrets: facts.secrets,
+            status: facts.status,
+            bytes_sent: facts.bytes_sent,
+            bytes_received: facts.bytes_received,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+            prev: String::new(),
+            hash: String::new(),
+        };
+        self.record(record).await?;
+        result
+    }
+
+    /// Appends off the async threads (the log locks and flushes a file). No answer reaches the
+    /// node unless its record is written.
+    async fn record(&self, record: AuditRecord) -> Result<(), EgressError> {
+        let audit = Arc::clone(&self.audit);
+        tokio::task::spawn_blocking(move || audit.append(record))
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|written| written.map_err(|err| err.to_string()))
+            .map_err(|reason| {
+                EgressError::Connection(format!("the request could not be audited: {reason}"))
+            })
+    }
+
+    async fn attempt(
+        &self,
+        caller: &Caller,
+        req: &Request,
+        facts: &mut Facts,
+    ) -> Result<Response, EgressError> {
+        let cap = self.limits.max_requests_per_node_run;
+        let made = caller
+            .requests_made
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(1))
+            })
+            .unwrap_or(u32::MAX);
+        if made >= cap {
+            let reason = format!("request limit reached: at most {cap} requests per node run");
+            facts.rule = Some(reason.clone());
+            return Err(EgressError::Denied(reason));
+        }
+
+        let method = req.method.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(EgressError::InvalidRequest(format!(
+                "method {:?} is not allowed (expected one of {})",
+                req.method,
+                METHODS.join(", ")
+            )));
+        }
+        facts.method.clone_from(&method);
+        let url = parse_url(&req.url)?;
+
+        let decision = self.policy.decide(&url);
+        facts.rule = Some(decision.rule.clone());
+        if !decision.allowed {
+            return Err(EgressError::Denied(decision.rule));
+        }
+
+        let bindings = &caller.bindings;
+        let mut used = bindings.used_in(req.url.as_bytes());
+        let texts = req
+            .headers
+            .iter()
+            .map(|(_, value)| value.as_bytes())
+            .chain(req.body.as_deref());
+        for text in texts {
+            for name in bindings.used_in(text) {
+                if !used.contains(&name) {
+                    used.push(name);
+                }
+            }
+        }
+        facts.secrets.clone_from(&used);
+        let host = url.host_str().unwrap_or_default();
+        if let Some(name) = used.iter().find(|n| !self.policy.secret_allowed(n, &url)) {
+            let reason = format!("secret {name} is not allowed for {host}");
+            facts.rule = Some(reason.clone());
+            return Err(EgressError::Denied(reason));
+        }
+
+        let revealed_url = bindings.reveal(url.as_str().as_bytes(), Encoding::UrlComponent);
+        let uri = http::Uri::try_from(revealed_url.as_slice())
+            .map_err(|err| EgressError::InvalidRequest(format!("URL cannot be sent: {err}")))?;
+        let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
+        let body_encoding = body_encoding(&req.headers);
+        for (name, value) in &req.headers {
+            let Some((name, value)) = header(caller, name, value)? else {
+                continue;
+            };
+            builder = builder.header(name, value);
+        }
+        let body = match &req.body {
+            Some(body) => {
+                let revealed = bindings.reveal(body, body_encoding);
+                builder = builder.header(CONTENT_LENGTH, revealed.len());
+                Bytes::copy_from_slice(&revealed)
+            }
+            None => Bytes::new(),
+        };
+        let outgoing = builder.body(Full::new(body.clone())).map_err(|err| {
+            EgressError::InvalidRequest(format!("request cannot be built: {err}"))
+        })?;
+        facts.bytes_sent = body.len() as u64;
+
+        let timeout = match req.timeout_ms {
+            Some(ms) => self.limits.timeout.min(Duration::from_millis(ms.into())),
+            None => self.limits.timeout,
+        };
+        tokio::time::timeout(timeout, self.exchange(outgoing, facts))
+            .await
+            .unwrap_or(Err(EgressError::Timeout))
+            .map(|response| redact_response(caller, response))
+    }
+
+    async fn exchange(
+        &self,
+        outgoing: http::Request<Full<Bytes>>,
+        facts: &mut Facts,
+    ) -> Result<Response, EgressError> {
+        let response = self.client.request(outgoing).await.map_err(|err| {
+            let err = connection_error(&err);
+            if let EgressError::Denied(reason) = &err {
+                facts.rule = Some(reason.clone());
+            }
+            err
+        })?;
+        facts.resolved_ip = response
+            .extensions()
+            .get::<VettedPeer>()
+            .map(|peer| peer.0.ip().to_string());
+        let status = response.status().as_u16();
+        facts.status = Some(status);
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect();
+        let cap = self.limits.max_response_bytes;
+        let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+        let body = Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err.downcast_ref::<LengthLimitError>().is_some() {
+                    facts.bytes_received = cap;
+                    EgressError::TooLarge(cap)
+                } else {
+                    EgressError::Connection(format!(
+                        "reading the response failed: {}",
+                        chain(&*err)
+                    ))
+                }
+            })?
+            .to_bytes();
+        facts.bytes_received = body.len() as u64;
+        Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+}
+
+/// Parses the node's URL and refuses secret handles outside the path and query, where a
+/// value would become part of the destination itself.
+fn parse_url(raw: &str) -> Result<url::Url, EgressError> {
+    let handle_outside_path = || {
+        EgressError::InvalidRequest(
+            "secret handles may only appear in the URL path or query".to_string(),
+        )
+    };
+    let mut url = match url::Url::parse(raw) {
+        Ok(url) => url,
+        Err(_) if raw.split('/').take(3).any(has_handle) => {
+            return Err(handle_outside_path());
+        }
+        Err(err) => return Err(EgressError::InvalidRequest(format!("invalid URL: {err}"))),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(EgressError::InvalidRequest(
+            "only http and https URLs are allowed".to_string(),
+        ));
+    }
+    let authority = [
+        url.scheme(),
+        url.username(),
+        url.password().unwrap_or_default(),
+        url.host_str().unwrap_or_default(),
+    ];
+    if authority.iter().any(|part| has_handle(part)) {
+        return Err(handle_outside_path());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(EgressError::InvalidRequest(
+            "credentials in the URL are not supported; send an Authorization header".to_string(),
+        ));
+    }
+    // The fragment never leaves the client.
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn has_handle(text: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    decoded.to_ascii_lowercase().contains(HANDLE_MARKER)
+}
+
+/// A secret inside a JSON or form body must be escaped the way its surroundings are.
+fn body_encoding(headers: &[(String, String)]) -> Encoding {
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| value.to_ascii_lowercase())
+        .unwrap_or_default();
+    if content_type.contains("json") {
+        Encoding::JsonString
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        Encoding::UrlComponent
+    } else {
+        Encoding::Raw
+    }
+}
+
+/// Validates one node header and reveals its value. `None` for Content-Length, which the gate
+/// sets from the body it actually sends.
+fn header(
+    caller: &Caller,
+    name: &str,
+    value: &str,
+) -> Result<Option<(HeaderName, HeaderValue)>, EgressError> {
+    let shown = caller.bindings.mask(name);
+    let header_name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| EgressError::InvalidRequest(format!("invalid header name {shown:?}")))?;
+    let lower = header_name.as_str();
+    if CONNECTION_HEADERS.contains(&lower) || lower.starts_with("proxy-") {
+        return Err(EgressError::InvalidRequest(format!(
+            "header {lower} is managed by the gate and may not be set"
+        )));
+    }
+    if header_name == CONTENT_LENGTH {
+        return Ok(None);
+    }
+    let revealed = caller.bindings.reveal(value.as_bytes(), Encoding::Raw);
+    if revealed.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(EgressError::InvalidRequest(format!(
+            "header {lower} contains CR, LF or NUL"
+        )));
+    }
+    let mut header_value = HeaderValue::from_bytes(&revealed)
+        .map_err(|_| EgressError::InvalidRequest(format!("header {lower} has an invalid value")))?;
+    if revealed.as_slice() != value.as_bytes() {
+        header_value.set_sensitive(true);
+    }
+    Ok(Some((header_name, header_value)))
+}
+
+/// A vetting refusal inside the connector is a denial, not a connection failure.
+fn connection_error(err: &hyper_util::client::legacy::Error) -> EgressError {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(connect) = current.downcast_ref::<ConnectError>() {
+            return match connect {
+                ConnectError::Denied(reason) => EgressError::Denied(reason.clone()),
+                ConnectError::Failed(reason) => EgressError::Connection(reason.clone()),
+            };
+        }
+        source = current.source();
+    }
+    EgressError::Connection(chain(err))
+}
+
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(current) = source {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        source = current.source();
+    }
+    text
+}
+
+fn redact_response(caller: &Caller, response: Response) -> Response {
+    let store = caller.bindings.store();
+    Response {
+        status: response.status,
+        headers: response
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, store.redact_str(&value).into_owned()))
+            .collect(),
+        body: store.redact(&response.body).into_owned(),
+    }
+}
+
+/// Error text goes to the node and the audit log: no secret value, no live handle.
+fn scrub_error(caller: &Caller, err: EgressError) -> EgressError {
+    let scrub = |text: String| {
+        let masked = caller.bindings.mask(&text);
+        caller.bindings.store().redact_str(&masked).into_owned()
+    };
+    match err {
+        EgressError::Denied(text) => EgressError::Denied(scrub(text)),
+        EgressError::InvalidRequest(text) => EgressError::InvalidRequest(scrub(text)),
+        EgressError::Connection(text) => EgressError::Connection(scrub(text)),
+        other => other,
+    }
+}

@@ -1,0 +1,595 @@
+//! Drives `Gate::send` against real loopback listeners that record whether they were contacted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{Caller, EgressError, Gate, GateLimits, Policy, Request};
+use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, Decision};
+use crate::secrets::{Bindings, SecretStore};
+
+const SECRET: &str = "s3cr3t-VALUE";
+
+/// A loopback HTTP/1.1 server answering every request with `respond(raw request)`.
+struct Server {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Server {
+    async fn start(respond: fn(&[u8]) -> Option<Vec<u8>>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (hits_in, received_in) = (Arc::clone(&hits), Arc::clone(&received));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                hits_in.fetch_add(1, Ordering::SeqCst);
+                let received = Arc::clone(&received_in);
+                tokio::spawn(async move {
+                    let request = read_request(&mut socket).await;
+                    received.lock().expect("lock").push(request.clone());
+                    match respond(&request) {
+                        Some(reply) => {
+                            let _ = socket.write_all(&reply).await;
+                            let _ = socket.shutdown().await;
+                        }
+                        // Never answer: hold the connection open until the client gives up.
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        Server {
+            addr,
+            hits,
+            received,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn rule(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = find(&data, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return data;
+            }
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return data,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn reply(status: &str, extra: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn ok(_: &[u8]) -> Option<Vec<u8>> {
+    Some(reply("200 OK", "", b"ok"))
+}
+
+fn echo(request: &[u8]) -> Option<Vec<u8>> {
+    Some(reply("200 OK", &format!("x-echo: {SECRET}\r\n"), request))
+}
+
+struct Setup {
+    gate: Gate,
+    caller: Caller,
+    handle: String,
+    audit_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(policy: &str, limits: GateLimits) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let audit_path = dir.path().join("audit.jsonl");
+        let audit = Arc::new(AuditLog::open(&audit_path).expect("audit log"));
+        let policy = Arc::new(Policy::from_toml(policy).expect("valid policy"));
+        let env = [("AIRLOCK_SECRET_API_TOKEN".to_string(), SECRET.to_string())];
+        let store = Arc::new(SecretStore::load(None, env).expect("secrets"));
+        let bindings = Bindings::new(store);
+        let handle = bindings.context_object()["api-token"]
+            .as_str()
+            .expect("handle")
+            .to_string();
+        let caller = Caller {
+            run: "r1".to_string(),
+            node_run: "nr1".to_string(),
+            node: "call".to_string(),
+            component: "sha256:00".to_string(),
+            bindings: Arc::new(bindings),
+            requests_made: AtomicU32::new(0),
+        };
+        Setup {
+            gate: Gate::new(policy, audit, limits),
+            caller,
+            handle,
+            audit_path,
+            _dir: dir,
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<super::Response, EgressError> {
+        self.send(request("GET", url)).await
+    }
+
+    async fn send(&self, req: Request) -> Result<super::Response, EgressError> {
+        self.gate.send(&self.caller, req).await
+    }
+
+    fn records(&self) -> Vec<AuditRecord> {
+        let all = AuditFilter {
+            run: None,
+            node: None,
+            decision: None,
+        };
+        audit::read(&self.audit_path, &all).expect("audit log readable")
+    }
+
+    fn only_record(&self) -> AuditRecord {
+        let mut records = self.records();
+        assert_eq!(records.len(), 1, "exactly one audit record: {records:?}");
+        records.remove(0)
+    }
+}
+
+fn request(method: &str, url: &str) -> Request {
+    Request {
+        method: method.to_string(),
+        url: url.to_string(),
+        headers: Vec::new(),
+        body: None,
+        timeout_ms: None,
+    }
+}
+
+fn allow_only(server: &Server) -> String {
+    format!(
+        "[egress]\ndefault = \"deny\"\nallow = [\"{}\"]",
+        server.rule()
+    )
+}
+
+#[test]
+fn numeric_ipv4_forms_normalise_to_loopback() {
+    for host in [
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "127.0.1",
+    ] {
+        let url = url::Url::parse(&format!("http://{host}/")).expect("parses");
+        assert_eq!(url.host_str(), Some("127.0.0.1"), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn explicit_address_rule_allows_loopback() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let response = setup.get(&server.url("/ping")).await.expect("allowed");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"ok");
+    assert_eq!(server.hits(), 1);
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Allow);
+    assert_eq!(record.rule, Some(format!("allow[0] {}", server.rule())));
+    assert_eq!(record.resolved_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(record.status, Some(200));
+    assert_eq!(record.bytes_received, 2);
+    assert_eq!(record.method, "GET");
+    assert_eq!(record.node, "call");
+    assert_eq!(record.error, None);
+}
+
+#[tokio::test]
+async fn default_public_refuses_loopback_without_connecting() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new("", GateLimits::default());
+    let err = setup.get(&server.url("/")).await.expect_err("refused");
+    let EgressError::Denied(reason) = err else {
+        panic!("expected a denial, got {err:?}");
+    };
+    assert!(reason.starts_with("private address 127.0.0.1"), "{reason}");
+    assert_eq!(server.hits(), 0);
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Deny);
+    assert_eq!(record.rule, Some(reason));
+    assert_eq!(record.status, None);
+}
+
+#[tokio::test]
+async fn numeric_ipv4_forms_are_refused() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new("", GateLimits::default());
+    let port = server.addr.port();
+    let forms = [
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+    ];
+    for host in forms {
+        let err = setup
+            .get(&format!("http://{host}:{port}/"))
+            .await
+            .expect_err(host);
+        assert!(matches!(err, EgressError::Denied(_)), "{host}: {err:?}");
+    }
+    assert_eq!(server.hits(), 0);
+    let records = setup.records();
+    assert_eq!(records.len(), forms.len());
+    assert!(records.iter().all(|r| r.decision == Decision::Deny));
+}
+
+#[tokio::test]
+async fn redirects_are_returned_not_followed() {
+    fn redirect(_: &[u8]) -> Option<Vec<u8>> {
+        Some(reply(
+            "302 Found",
+            "location: http://169.254.169.254/\r\n",
+            b"",
+        ))
+    }
+    let server = Server::start(redirect).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let response = setup.get(&server.url("/")).await.expect("allowed");
+    assert_eq!(response.status, 302);
+    let location = response.headers.iter().find(|(n, _)| n == "location");
+    assert_eq!(
+        location.map(|(_, v)| v.as_str()),
+        Some("http://169.254.169.254/")
+    );
+    assert_eq!(server.hits(), 1);
+    assert_eq!(setup.only_record().status, Some(302));
+}
+
+#[tokio::test]
+async fn header_injection_is_refused() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let mut req = request("GET", &server.url("/"));
+    req.headers = vec![("X-Note".into(), "a\r\nX-Injected: 1".into())];
+    let err = setup.send(req).await.expect_err("refused");
+    assert_eq!(
+        err,
+        EgressError::InvalidRequest("header x-note contains CR, LF or NUL".into())
+    );
+    assert_eq!(server.hits(), 0);
+    assert_eq!(setup.only_record().decision, Decision::Deny);
+}
+
+#[tokio::test]
+async fn connection_headers_and_bad_methods_are_refused() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    for name in [
+        "Host",
+        "Transfer-Encoding",
+        "Connection",
+        "Proxy-Authorization",
+        "TE",
+    ] {
+        let mut req = request("GET", &server.url("/"));
+        req.headers = vec![(name.into(), "x".into())];
+        let err = setup.send(req).await.expect_err(name);
+        assert!(
+            matches!(err, EgressError::InvalidRequest(_)),
+            "{name}: {err:?}"
+        );
+    }
+    let err = setup
+        .send(request("CONNECT", &server.url("/")))
+        .await
+        .expect_err("method");
+    assert!(matches!(err, EgressError::InvalidRequest(_)), "{err:?}");
+    let err = setup.get("ftp://127.0.0.1/").await.expect_err("scheme");
+    assert!(matches!(err, EgressError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(server.hits(), 0);
+    assert_eq!(setup.records().len(), 7);
+}
+
+#[tokio::test]
+async fn handles_outside_path_and_query_are_refused() {
+    let setup = Setup::new("", GateLimits::default());
+    let handle = setup.handle.clone();
+    let expected = EgressError::InvalidRequest(
+        "secret handles may only appear in the URL path or query".into(),
+    );
+    for url in [
+        format!("http://{handle}.example.com/"),
+        format!("http://{handle}@example.com/"),
+        format!("http://user:{handle}@example.com/"),
+        format!("{handle}://example.com/"),
+    ] {
+        assert_eq!(setup.get(&url).await, Err(expected.clone()), "{url}");
+    }
+    let records = setup.records();
+    assert_eq!(records.len(), 4);
+    // The audit log shows the handle masked, never the handle itself.
+    assert!(
+        records.iter().all(|r| !r.url.contains(&handle)),
+        "{records:?}"
+    );
+    assert!(records[0].url.contains("[secret:api-token]"));
+}
+
+#[tokio::test]
+async fn secret_outside_its_scope_is_refused() {
+    let server = Server::start(ok).await;
+    let policy = format!(
+        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
+        allow_only(&server)
+    );
+    let setup = Setup::new(&policy, GateLimits::default());
+    let mut req = request("GET", &server.url("/"));
+    req.headers = vec![("Authorization".into(), format!("Bearer {}", setup.handle))];
+    let err = setup.send(req).await.expect_err("refused");
+    assert_eq!(
+        err,
+        EgressError::Denied("secret api-token is not allowed for 127.0.0.1".into())
+    );
+    assert_eq!(server.hits(), 0);
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Deny);
+    assert_eq!(record.secrets, vec!["api-token".to_string()]);
+}
+
+#[tokio::test]
+async fn secrets_are_injected_and_echoes_redacted() {
+    let server = Server::start(echo).await;
+    let policy = format!(
+        "{}\n[secrets.api-token]\nhosts = [\"{}\"]",
+        allow_only(&server),
+        server.rule()
+    );
+    let setup = Setup::new(&policy, GateLimits::default());
+    let handle = setup.handle.clone();
+    let mut req = request("post", &server.url(&format!("/x?token={handle}")));
+    req.headers = vec![
+        ("Authorization".into(), format!("Bearer {handle}")),
+        ("Content-Type".into(), "application/json".into()),
+        ("Content-Length".into(), "999".into()),
+    ];
+    req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
+    let response = setup.send(req).await.expect("allowed");
+    assert_eq!(response.status, 200);
+
+    let received = server.received.lock().expect("lock")[0].clone();
+    let received = String::from_utf8_lossy(&received).into_owned();
+    assert!(
+        received.contains(&format!("authorization: Bearer {SECRET}")),
+        "{received}"
+    );
+    assert!(
+        received.contains(&format!("/x?token={SECRET}")),
+        "{received}"
+    );
+    assert!(
+        received.contains(&format!("{{\"token\":\"{SECRET}\"}}")),
+        "{received}"
+    );
+    assert!(received.contains("content-length: 24\r\n"), "{received}");
+    assert!(!received.contains(&handle));
+
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    assert!(!body.contains(SECRET), "{body}");
+    assert!(body.contains("Bearer [secret:api-token]"), "{body}");
+    let echoed = response.headers.iter().find(|(n, _)| n == "x-echo");
+    assert_eq!(echoed.map(|(_, v)| v.as_str()), Some("[secret:api-token]"));
+
+    let record = setup.only_record();
+    assert_eq!(record.method, "POST");
+    assert_eq!(record.secrets, vec!["api-token".to_string()]);
+    assert!(
+        record.url.ends_with("/x?token=[secret:api-token]"),
+        "{}",
+        record.url
+    );
+    assert_eq!(record.bytes_sent, 24);
+    let line = std::fs::read_to_string(&setup.audit_path).expect("audit file");
+    assert!(!line.contains(SECRET) && !line.contains(&handle));
+}
+
+#[tokio::test]
+async fn secret_values_are_checked_for_header_injection() {
+    let server = Server::start(ok).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = Arc::new(AuditLog::open(&audit_path).expect("audit log"));
+    let policy = Arc::new(Policy::from_toml(&allow_only(&server)).expect("policy"));
+    let env = [("AIRLOCK_SECRET_BAD".to_string(), "x\r\nEvil: 1".to_string())];
+    let store = Arc::new(SecretStore::load(None, env).expect("secrets"));
+    let bindings = Bindings::new(store);
+    let handle = bindings.context_object()["bad"]
+        .as_str()
+        .expect("handle")
+        .to_string();
+    let caller = Caller {
+        run: "r".into(),
+        node_run: "nr".into(),
+        node: "n".into(),
+        component: "c".into(),
+        bindings: Arc::new(bindings),
+        requests_made: AtomicU32::new(0),
+    };
+    let gate = Gate::new(policy, audit, GateLimits::default());
+    let mut req = request("GET", &server.url("/"));
+    req.headers = vec![("X-Key".into(), handle)];
+    let err = gate.send(&caller, req).await.expect_err("refused");
+    assert_eq!(
+        err,
+        EgressError::InvalidRequest("header x-key contains CR, LF or NUL".into())
+    );
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn responses_over_the_cap_are_too_large() {
+    fn big(_: &[u8]) -> Option<Vec<u8>> {
+        Some(reply("200 OK", "", &[b'a'; 100]))
+    }
+    fn big_chunked(_: &[u8]) -> Option<Vec<u8>> {
+        let chunk = "64\r\n".to_string() + &"b".repeat(100) + "\r\n0\r\n\r\n";
+        Some(
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{chunk}"
+            )
+            .into_bytes(),
+        )
+    }
+    let limits = GateLimits {
+        max_response_bytes: 10,
+        ..GateLimits::default()
+    };
+    for respond in [big, big_chunked] {
+        let server = Server::start(respond).await;
+        let setup = Setup::new(&allow_only(&server), limits);
+        let err = setup.get(&server.url("/")).await.expect_err("too large");
+        assert_eq!(err, EgressError::TooLarge(10));
+        let record = setup.only_record();
+        assert_eq!(record.decision, Decision::Allow);
+        assert_eq!(record.status, Some(200));
+        assert!(record.error.is_some());
+    }
+}
+
+#[tokio::test]
+async fn slow_responses_time_out() {
+    let server = Server::start(|_| None).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let mut req = request("GET", &server.url("/"));
+    req.timeout_ms = Some(100);
+    assert_eq!(setup.send(req).await, Err(EgressError::Timeout));
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Allow);
+    assert_eq!(record.error.as_deref(), Some("timed out"));
+}
+
+#[tokio::test]
+async fn request_cap_per_node_run() {
+    let server = Server::start(ok).await;
+    let limits = GateLimits {
+        max_requests_per_node_run: 1,
+        ..GateLimits::default()
+    };
+    let setup = Setup::new(&allow_only(&server), limits);
+    setup.get(&server.url("/")).await.expect("first is allowed");
+    let err = setup
+        .get(&server.url("/"))
+        .await
+        .expect_err("second is refused");
+    assert_eq!(
+        err,
+        EgressError::Denied("request limit reached: at most 1 requests per node run".into())
+    );
+    assert_eq!(server.hits(), 1);
+    assert_eq!(setup.records().len(), 2);
+}
+
+#[tokio::test]
+async fn connection_failures_are_allowed_with_an_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let setup = Setup::new(
+        &format!("[egress]\nallow = [\"http://{addr}\"]"),
+        GateLimits::default(),
+    );
+    let err = setup
+        .get(&format!("http://{addr}/"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(err, EgressError::Connection(_)), "{err:?}");
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Allow);
+    assert!(record.error.is_some());
+}
+
+#[tokio::test]
+async fn connections_are_pooled() {
+    fn keep_alive(_: &[u8]) -> Option<Vec<u8>> {
+        Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec())
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                loop {
+                    let request = read_request(&mut socket).await;
+                    let Some(reply) = keep_alive(&request).filter(|_| !request.is_empty()) else {
+                        return;
+                    };
+                    if socket.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let setup = Setup::new(
+        &format!("[egress]\nallow = [\"http://{addr}\"]"),
+        GateLimits::default(),
+    );
+    for _ in 0..3 {
+        let response = setup
+            .get(&format!("http://{addr}/"))
+            .await
+            .expect("allowed");
+        assert_eq!(response.body, b"ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert!(
+        setup
+            .records()
+            .iter()
+            .all(|r| r.resolved_ip.as_deref() == Some("127.0.0.1"))
+    );
+}

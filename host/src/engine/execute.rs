@@ -1,0 +1,222 @@
+//! Walks one workflow run from its trigger to the end of the chosen path.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::context::template_context;
+use super::ids::{new_node_run_id, new_run_id};
+use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+use super::{Runtime, now};
+use crate::egress::Caller;
+use crate::sandbox::Invocation;
+use crate::secrets::Bindings;
+use crate::template::truthy;
+use crate::workflow::{Node, NodeKind, OnFailure, Workflow};
+
+/// How a node run ended, before it is recorded.
+struct Step {
+    output: Value,
+    error: Option<String>,
+    logs: Vec<Value>,
+    /// The CONDITION's chosen outlet (None = fallback), for the walk.
+    outlet: Option<Option<String>>,
+}
+
+impl Runtime {
+    /// Runs `workflow` from the trigger `trigger` with its `payload` (the inputs of a
+    /// SELF_SERVE_TRIGGER or the event of an EVENT_TRIGGER). Never fails: a failing node fails
+    /// its node run and, unless it continues on failure, the run.
+    pub async fn run(&self, workflow: &Workflow, trigger: &Node, payload: Value) -> WorkflowRun {
+        let mut run = WorkflowRun {
+            identifier: new_run_id(),
+            workflow: workflow.identifier.clone(),
+            status: RunStatus::InProgress,
+            result: None,
+            created_at: now(),
+            finished_at: None,
+            trigger: json!({ "node": trigger.identifier, "type": trigger.kind.type_name(), "payload": payload }),
+            node_runs: Vec::new(),
+            outputs: Map::new(),
+        };
+        let workflow_ctx = json!({ "identifier": workflow.identifier, "title": workflow.title });
+        let run_ctx = json!({
+            "identifier": run.identifier,
+            "createdAt": run.created_at,
+            "trigger": run.trigger,
+        });
+
+        run.node_runs.push(NodeRun {
+            identifier: new_node_run_id(),
+            node: trigger.identifier.clone(),
+            node_type: trigger.kind.type_name().to_string(),
+            status: RunStatus::Completed,
+            result: Some(RunResult::Success),
+            output: payload.clone(),
+            error: None,
+            logs: Vec::new(),
+            created_at: run.created_at.clone(),
+            duration_ms: 0,
+        });
+        run.outputs.insert("trigger".into(), payload.clone());
+        run.outputs.insert(trigger.identifier.clone(), payload);
+
+        let mut result = RunResult::Success;
+        let mut current = workflow.next(&trigger.identifier);
+        while let Some(node) = current {
+            let node_run_id = new_node_run_id();
+            let created_at = now();
+            let started = Instant::now();
+            let bindings = Bindings::new(self.secrets.clone());
+            let ctx = template_context(
+                &workflow_ctx,
+                &run_ctx,
+                &run.outputs,
+                bindings.context_object(),
+                &node_run_id,
+                &created_at,
+            );
+            let step = match &node.kind {
+                NodeKind::Condition => condition_step(node, &ctx),
+                _ => self.action_step(workflow, node, &run.identifier, &node_run_id, bindings, &ctx).await,
+            };
+            let failed = step.error.is_some();
+            let output = if failed && node.on_failure == OnFailure::Continue {
+                json!({ "error": { "message": step.error } })
+            } else {
+                step.output
+            };
+            run.outputs.insert(node.identifier.clone(), output.clone());
+            run.node_runs.push(NodeRun {
+                identifier: node_run_id,
+                node: node.identifier.clone(),
+                node_type: node.kind.type_name().to_string(),
+                status: RunStatus::Completed,
+                result: Some(if failed { RunResult::Failed } else { RunResult::Success }),
+                output,
+                error: step.error,
+                logs: step.logs,
+                created_at,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            if failed && node.on_failure == OnFailure::Terminate {
+                result = RunResult::Failed;
+                break;
+            }
+            current = match step.outlet {
+                Some(outlet) => workflow.next_from_condition(&node.identifier, outlet.as_deref()),
+                None => workflow.next(&node.identifier),
+            };
+        }
+        run.status = RunStatus::Completed;
+        run.result = Some(result);
+        run.finished_at = Some(now());
+        run
+    }
+
+    async fn action_step(
+        &self,
+        workflow: &Workflow,
+        node: &Node,
+        run_id: &str,
+        node_run_id: &str,
+        mut bindings: Bindings,
+        ctx: &Value,
+    ) -> Step {
+        let fail = |error: String| Step { output: Value::Null, error: Some(error), logs: Vec::new(), outlet: None };
+        let type_name = node.kind.type_name();
+        let Some(component) = self.nodes.get(type_name) else {
+            return fail(format!("no node component serves type {type_name}"));
+        };
+        let config = match node.config_template.render(ctx) {
+            Ok(config) => config,
+            Err(e) => return fail(format!("node \"{}\": {e}", node.identifier)),
+        };
+        let config = config.to_string();
+        bindings.retain_used(&config);
+        let bindings = Arc::new(bindings);
+        let caller = Caller {
+            run: run_id.to_string(),
+            node_run: node_run_id.to_string(),
+            node: node.identifier.clone(),
+            component: component.digest().to_string(),
+            bindings: bindings.clone(),
+            requests_made: AtomicU32::new(0),
+        };
+        let invocation = Invocation {
+            workflow: workflow.identifier.clone(),
+            node: node.identifier.clone(),
+            config,
+            caller,
+            limits: self.limits.clone(),
+        };
+        let outcome = self.sandbox.run(component, self.gate.clone(), invocation).await;
+        let logs = outcome
+            .logs
+            .iter()
+            .map(|line| {
+                let mut value = serde_json::to_value(line).unwrap_or(Value::Null);
+                if let Some(Value::String(text)) = value.get_mut("log") {
+                    *text = bindings.mask(text);
+                }
+                value
+            })
+            .collect();
+        let output = match outcome.result {
+            // Handles are not secrets, but they mean nothing outside this node run: show names.
+            Ok(text) => match serde_json::from_str::<Value>(&bindings.mask(&text)) {
+                Ok(output) => output,
+                Err(e) => return Step { logs, ..fail(format!("the node returned invalid JSON: {e}")) },
+            },
+            Err(message) => return Step { logs, ..fail(bindings.mask(&message)) },
+        };
+        match apply_variables(node, ctx, output) {
+            Ok(output) => Step { output, error: None, logs, outlet: None },
+            Err(error) => Step { logs, ..fail(error) },
+        }
+    }
+}
+
+/// A node's `variables`, when present, replace its output; each is evaluated with `.result`
+/// bound to the raw output (and the usual context alongside).
+fn apply_variables(node: &Node, ctx: &Value, output: Value) -> Result<Value, String> {
+    let Some(variables) = &node.variables else { return Ok(output) };
+    let mut input = ctx.clone();
+    if let Value::Object(fields) = &mut input {
+        fields.insert("result".into(), output);
+    }
+    let mut replaced = Map::new();
+    for (name, expr) in variables {
+        let value = expr.eval(&input).map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
+        replaced.insert(name.clone(), value);
+    }
+    Ok(Value::Object(replaced))
+}
+
+/// First outlet whose expression is true wins; else the fallback (outlet None).
+fn condition_step(node: &Node, ctx: &Value) -> Step {
+    for outlet in &node.outlets {
+        match outlet.expression.eval(ctx) {
+            Ok(value) if truthy(&value) => {
+                return Step {
+                    output: json!({ "outlet": outlet.identifier }),
+                    error: None,
+                    logs: Vec::new(),
+                    outlet: Some(Some(outlet.identifier.clone())),
+                };
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Step {
+                    output: Value::Null,
+                    error: Some(format!("node \"{}\": {e}", node.identifier)),
+                    logs: Vec::new(),
+                    outlet: None,
+                };
+            }
+        }
+    }
+    Step { output: json!({ "outlet": null, "fallback": true }), error: None, logs: Vec::new(), outlet: Some(None) }
+}

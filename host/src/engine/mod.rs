@@ -1,0 +1,33 @@
+//! Runs a workflow: starts at the trigger, follows connections (CONDITION picks one outlet),
+//! renders each node's templates, runs action nodes in the sandbox, and records every node run.
+
+mod context;
+mod execute;
+mod ids;
+mod registry;
+mod run;
+
+use std::sync::Arc;
+
+pub use ids::{new_node_run_id, new_run_id};
+pub use registry::{NodeRegistry, RegistryError};
+pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+
+use crate::egress::Gate;
+use crate::sandbox::{NodeLimits, Sandbox};
+use crate::secrets::SecretStore;
+
+/// Everything a run needs that lives for the whole process: one sandbox (engine and compile
+/// cache), one egress gate (policy, pooled client, audit), the secrets and the node registry.
+pub struct Runtime {
+    pub sandbox: Sandbox,
+    pub gate: Arc<Gate>,
+    pub secrets: Arc<SecretStore>,
+    pub nodes: NodeRegistry,
+    pub limits: NodeLimits,
+}
+
+/// RFC 3339 UTC with milliseconds, as Port's API shows times.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,13 @@
+//! Airlock: runs Port-style workflow files whose action nodes are sandboxed WebAssembly
+//! components. Each capability lives in its own module with a narrow interface; only `sandbox`
+//! touches wasmtime and only `egress` opens sockets.
+
+pub mod audit;
+pub mod cli;
+pub mod egress;
+pub mod engine;
+pub mod sandbox;
+pub mod secrets;
+pub mod store;
+pub mod template;
+pub mod workflow;

@@ -1,0 +1,121 @@
+//! The host side of the WIT contract: what a node's imports do.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::airlock::node::{egress, log};
+use super::limits::NodeLimits;
+use crate::egress::{Caller, EgressError, Gate, Request};
+
+/// Per node run store data. Dropped with the store, so nothing outlives the node run.
+pub struct NodeState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) store_limits: StoreLimits,
+    pub(super) limits: NodeLimits,
+    gate: Arc<Gate>,
+    caller: Caller,
+    pub(super) logs: Vec<LogLine>,
+    log_bytes: usize,
+    pub(super) log_limit_hit: bool,
+    /// Time spent waiting on the host (egress), which does not count as the node's CPU time.
+    pub(super) host_time: Duration,
+    pub(super) started: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    #[serde(rename = "logLevel")]
+    pub level: LogLevel,
+    #[serde(rename = "log")]
+    pub message: String,
+}
+
+impl NodeState {
+    pub(super) fn new(gate: Arc<Gate>, caller: Caller, limits: NodeLimits) -> NodeState {
+        NodeState {
+            // Nothing granted: no preopened dirs, no environment, no sockets, no stdio.
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            store_limits: limits.store_limits(),
+            limits,
+            gate,
+            caller,
+            logs: Vec::new(),
+            log_bytes: 0,
+            log_limit_hit: false,
+            host_time: Duration::ZERO,
+            started: Instant::now(),
+        }
+    }
+
+    /// Removes any secret value (or its encodings) from text leaving the sandbox.
+    pub(super) fn redact(&self, text: &str) -> String {
+        self.caller.bindings.store().redact_str(text).into_owned()
+    }
+}
+
+impl WasiView for NodeState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl egress::Host for NodeState {
+    async fn send(
+        &mut self,
+        request: egress::Request,
+    ) -> wasmtime::Result<Result<egress::Response, egress::Error>> {
+        let request = Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout_ms: request.timeout_ms,
+        };
+        let waited = Instant::now();
+        let result = self.gate.send(&self.caller, request).await;
+        self.host_time += waited.elapsed();
+        Ok(match result {
+            Ok(r) => Ok(egress::Response { status: r.status, headers: r.headers, body: r.body }),
+            Err(EgressError::Denied(why)) => Err(egress::Error::Denied(why)),
+            Err(EgressError::InvalidRequest(why)) => Err(egress::Error::InvalidRequest(why)),
+            Err(EgressError::Timeout) => Err(egress::Error::Timeout),
+            Err(EgressError::Connection(why)) => Err(egress::Error::Connection(why)),
+            Err(EgressError::TooLarge(limit)) => Err(egress::Error::TooLarge(limit)),
+        })
+    }
+}
+
+impl log::Host for NodeState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_bytes = self.log_bytes.saturating_add(message.len());
+        if self.log_bytes > self.limits.max_log_bytes {
+            // A flood fails the node run rather than filling memory or the store.
+            self.log_limit_hit = true;
+            wasmtime::bail!("log limit of {} bytes exceeded", self.limits.max_log_bytes);
+        }
+        let level = match level {
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Error => LogLevel::Error,
+        };
+        self.logs.push(LogLine { level, message });
+        Ok(())
+    }
+}

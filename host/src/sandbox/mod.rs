@@ -1,0 +1,165 @@
+//! The only code that touches wasmtime. One [`Sandbox`] (one `Engine`) per process; a node's
+//! component is compiled once, cached on disk by digest, and pre-linked (`InstancePre`); each
+//! node run gets a fresh `Store` with WASI granting nothing, its own limits, and the egress gate
+//! as its only way out.
+
+mod cache;
+mod host;
+mod limits;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+pub use host::{LogLevel, LogLine};
+pub use limits::NodeLimits;
+
+use crate::egress::{Caller, Gate};
+use host::NodeState;
+
+wasmtime::component::bindgen!({
+    world: "action-node",
+    path: "../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+/// How often the epoch ticks; the CPU-time limit is checked at this granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{what}: not a WebAssembly component: {reason}")]
+    NotAComponent { what: String, reason: String },
+    #[error("{what}: does not implement the airlock:node/action-node world: {reason}")]
+    WrongWorld { what: String, reason: String },
+    #[error("setting up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("component cache {path}: {reason}")]
+    Cache { path: String, reason: String },
+}
+
+/// The process's WebAssembly engine with its linker and compile cache.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<NodeState>,
+    cache: cache::CompileCache,
+}
+
+/// A loaded node component, ready to instantiate cheaply for each node run.
+#[derive(Clone)]
+pub struct NodeComponent {
+    digest: String,
+    pre: ActionNodePre<NodeState>,
+}
+
+impl NodeComponent {
+    /// `sha256:<hex>` of the component's bytes; recorded in every audit record it causes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+/// One node run's input.
+pub struct Invocation {
+    pub workflow: String,
+    pub node: String,
+    /// The node's rendered config, as JSON text.
+    pub config: String,
+    /// Identity and secret bindings the egress gate needs for this node run.
+    pub caller: Caller,
+    pub limits: NodeLimits,
+}
+
+/// What a node run produced: its output (JSON text) or the reason it failed, and its logs.
+pub struct NodeOutcome {
+    pub result: Result<String, String>,
+    pub logs: Vec<LogLine>,
+}
+
+impl Sandbox {
+    /// `cache_dir` holds compiled components (files this host wrote, keyed by content digest
+    /// and engine compatibility hash).
+    pub fn new(cache_dir: &Path) -> Result<Sandbox, SandboxError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        ActionNode::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        spawn_epoch_ticker(&engine);
+        let cache = cache::CompileCache::new(cache_dir, &engine)?;
+        Ok(Sandbox { engine, linker, cache })
+    }
+
+    /// Compiles (or loads from the cache) and pre-links a component. `what` names it in errors.
+    pub fn load(&self, what: &str, bytes: &[u8]) -> Result<NodeComponent, SandboxError> {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let component = self.cache.load_or_compile(&self.engine, what, &digest, bytes)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::WrongWorld { what: what.into(), reason: format!("{e:#}") })?;
+        let pre = ActionNodePre::new(instance_pre)
+            .map_err(|e| SandboxError::WrongWorld { what: what.into(), reason: format!("{e:#}") })?;
+        Ok(NodeComponent { digest, pre })
+    }
+
+    /// Runs one node run in a fresh store. Never panics or errors: whatever the node does, the
+    /// outcome says what happened.
+    pub async fn run(&self, component: &NodeComponent, gate: Arc<Gate>, call: Invocation) -> NodeOutcome {
+        let limits = call.limits.clone();
+        let context = Context {
+            workflow: call.workflow,
+            run: call.caller.run.clone(),
+            node_run: call.caller.node_run.clone(),
+            node: call.node,
+        };
+        let state = NodeState::new(gate, call.caller, limits.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.store_limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(limits::cpu_time_check);
+
+        let started = Instant::now();
+        let attempt = tokio::time::timeout(limits.wall_time, async {
+            let node = component.pre.instantiate_async(&mut store).await?;
+            node.call_run(&mut store, &context, &call.config).await
+        })
+        .await;
+        let result = match attempt {
+            Err(_) => Err(format!("wall-time limit of {} ms exceeded", limits.wall_time.as_millis())),
+            Ok(Err(trap)) => Err(limits::explain_trap(&trap, store.data(), started.elapsed())),
+            Ok(Ok(Err(message))) => Err(message),
+            Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
+        };
+        let state = store.into_data();
+        let redact = |text: &str| state.redact(text);
+        NodeOutcome {
+            result: result.map_err(|m| redact(&m)),
+            logs: state.logs.iter().map(|l| LogLine { level: l.level, message: redact(&l.message) }).collect(),
+        }
+    }
+}
+
+/// Drives epoch interruption for every store of this engine. A plain thread: it must keep
+/// ticking even when every tokio worker is busy running guests.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("airlock-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}

@@ -1,0 +1,389 @@
+//! Secret values loaded by the host, the per-node-run handles templates see instead of them, and
+//! redaction of any echo of a value in text headed for a node, a log or a stored output.
+//!
+//! Values live only in `SecretString` / `Zeroizing` buffers (wiped on drop) and nothing here
+//! derives `Debug`/`Display` over them: the hand-written `Debug` impls show names only.
+
+mod echo;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use echo::{Echoes, json_escape_into, url_component_into};
+
+const ENV_PREFIX: &str = "AIRLOCK_SECRET_";
+const HANDLE_PREFIX: &[u8] = b"__airlock_secret_";
+const HANDLE_HEX_LEN: usize = 32;
+const HANDLE_SUFFIX: &[u8] = b"__";
+const HANDLE_LEN: usize = HANDLE_PREFIX.len() + HANDLE_HEX_LEN + HANDLE_SUFFIX.len();
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secrets file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("secrets file {path}: secret \"{name}\": {reason}")]
+    FileSecret {
+        path: String,
+        name: String,
+        reason: String,
+    },
+    #[error("environment variable {variable}: {reason}")]
+    Env { variable: String, reason: String },
+}
+
+/// How a secret's value is written where its handle sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The value's bytes as they are (header values, raw bodies).
+    Raw,
+    /// Percent-encoded except RFC 3986 unreserved characters (URL path segments, query values).
+    UrlComponent,
+    /// Escaped as inside a JSON string, without the surrounding quotes.
+    JsonString,
+}
+
+struct Secret {
+    name: String,
+    value: SecretString,
+    /// What replaces an echo of the value: `[secret:NAME]`.
+    label: String,
+}
+
+/// Secret values loaded by the host. Values are held as secrecy/zeroize types and never printed.
+pub struct SecretStore {
+    /// Sorted by name.
+    secrets: Vec<Secret>,
+    echoes: Echoes,
+}
+
+impl fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretStore")
+            .field("names", &self.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretStore {
+    /// `file`: JSON object name -> string value. `env`: the process environment; every
+    /// `AIRLOCK_SECRET_<NAME>` defines secret `<name>` lowercased with '_' turned into '-'
+    /// (AIRLOCK_SECRET_API_TOKEN -> "api-token"); on a clash the variable wins (operator
+    /// override). Empty names or values are errors.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<SecretStore, SecretsError> {
+        let mut values = match file {
+            Some(path) => load_file(path)?,
+            None => BTreeMap::new(),
+        };
+        for (variable, value) in env {
+            let Some(raw_name) = variable.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let name = raw_name.to_lowercase().replace('_', "-");
+            if name.is_empty() {
+                return Err(SecretsError::Env {
+                    variable,
+                    reason: "empty secret name".into(),
+                });
+            }
+            // Moving the String in avoids leaving an unzeroized copy behind.
+            let value = SecretString::from(value);
+            if value.expose_secret().is_empty() {
+                return Err(SecretsError::Env {
+                    variable,
+                    reason: format!("secret \"{name}\" has an empty value"),
+                });
+            }
+            values.insert(name, value);
+        }
+        Ok(Self::from_values(values))
+    }
+
+    pub fn empty() -> SecretStore {
+        Self::from_values(BTreeMap::new())
+    }
+
+    fn from_values(values: BTreeMap<String, SecretString>) -> SecretStore {
+        let secrets: Vec<Secret> = values
+            .into_iter()
+            .map(|(name, value)| Secret {
+                label: format!("[secret:{name}]"),
+                name,
+                value,
+            })
+            .collect();
+        let echoes = Echoes::new(secrets.iter().map(|s| s.value.expose_secret()));
+        SecretStore { secrets, echoes }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index_of(name).is_some()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.secrets.iter().map(|s| s.name.clone()).collect()
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.secrets
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+    }
+
+    /// Replaces every echo of every secret value (plain, percent-encoded, base64 std/url-safe
+    /// with and without padding, JSON-escaped) with `[secret:NAME]`. Returns `Cow::Borrowed`
+    /// when nothing matched. Values (and echo forms) shorter than 4 bytes are not redacted: see
+    /// `echo::MIN_ECHO_LEN`.
+    pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let Some((start, _)) = self.echoes.find_from(bytes, 0) else {
+            return Cow::Borrowed(bytes);
+        };
+        let mut out = Vec::with_capacity(bytes.len());
+        out.extend_from_slice(&bytes[..start]);
+        let mut at = start;
+        while let Some((pos, m)) = self.echoes.find_from(bytes, at) {
+            out.extend_from_slice(&bytes[at..pos]);
+            out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
+            at = pos + m.len;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Cow::Owned(out)
+    }
+
+    pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redact(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            // Echo forms are valid UTF-8 and UTF-8 is self-synchronising, so a match never splits
+            // a character; the lossy fallback only guards that reasoning.
+            Cow::Owned(bytes) => Cow::Owned(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
+        }
+    }
+}
+
+fn load_file(path: &Path) -> Result<BTreeMap<String, SecretString>, SecretsError> {
+    let shown = path.display().to_string();
+    let file_err = |reason: String| SecretsError::File {
+        path: shown.clone(),
+        reason,
+    };
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?);
+    // Only the position is reported: serde_json's messages can quote the offending input.
+    let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        file_err(format!(
+            "invalid JSON at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let serde_json::Value::Object(map) = parsed else {
+        return Err(file_err(
+            "expected a JSON object mapping secret names to string values".into(),
+        ));
+    };
+    let mut values = BTreeMap::new();
+    for (name, value) in map {
+        let secret_err = |reason: &str| SecretsError::FileSecret {
+            path: shown.clone(),
+            name: name.clone(),
+            reason: reason.into(),
+        };
+        if name.is_empty() {
+            return Err(secret_err("empty secret name"));
+        }
+        let serde_json::Value::String(value) = value else {
+            return Err(secret_err(&format!(
+                "value must be a string, found {}",
+                json_type(&value)
+            )));
+        };
+        let value = SecretString::from(value);
+        if value.expose_secret().is_empty() {
+            return Err(secret_err("empty value"));
+        }
+        values.insert(name, value);
+    }
+    Ok(values)
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+struct Binding {
+    /// Index into the store's secrets.
+    secret: usize,
+    handle: String,
+}
+
+/// Per node run: a random opaque handle per secret. Templates see handles (via
+/// `context_object`), never values; the egress gate swaps handles for values at send time.
+pub struct Bindings {
+    store: Arc<SecretStore>,
+    bound: Vec<Binding>,
+}
+
+impl fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.bound.iter().map(|b| self.name(b)).collect();
+        f.debug_struct("Bindings")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bindings {
+    pub fn new(store: Arc<SecretStore>) -> Bindings {
+        let bound = (0..store.secrets.len())
+            .map(|secret| {
+                let random: [u8; HANDLE_HEX_LEN / 2] = rand::random();
+                Binding {
+                    secret,
+                    handle: format!("__airlock_secret_{}__", hex::encode(random)),
+                }
+            })
+            .collect();
+        Bindings { store, bound }
+    }
+
+    fn name(&self, binding: &Binding) -> &str {
+        &self.store.secrets[binding.secret].name
+    }
+
+    /// {"name": "<handle>", ...} — what `.secrets` is in the template context.
+    pub fn context_object(&self) -> serde_json::Value {
+        self.bound
+            .iter()
+            .map(|b| (self.name(b).to_owned(), b.handle.clone().into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// Keep only the secrets whose handle occurs in `rendered` (the node's rendered config):
+    /// a node can use only the secrets its own config referenced.
+    pub fn retain_used(&mut self, rendered: &str) {
+        self.bound.retain(|b| rendered.contains(b.handle.as_str()));
+    }
+
+    /// Names of the bound secrets whose handles occur in `text`.
+    pub fn used_in(&self, text: &[u8]) -> Vec<String> {
+        let mut used = vec![false; self.bound.len()];
+        for (_, index) in self.handles_in(text) {
+            used[index] = true;
+        }
+        self.bound
+            .iter()
+            .zip(used)
+            .filter(|(_, used)| *used)
+            .map(|(b, _)| self.name(b).to_owned())
+            .collect()
+    }
+
+    /// Handles -> values. `encoding` says how to encode the value where the handle sits.
+    /// Handles not bound here are left as they are.
+    pub fn reveal(&self, text: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
+        let found: Vec<(usize, usize)> = self.handles_in(text).collect();
+        // Reserve the worst case up front: a reallocation would leave an unwiped copy behind.
+        let worst: usize = found
+            .iter()
+            .map(|&(_, i)| self.value(i).len() * encoding.max_expansion())
+            .sum();
+        let mut out = Zeroizing::new(Vec::with_capacity(text.len() + worst));
+        let mut at = 0;
+        for (pos, index) in found {
+            out.extend_from_slice(&text[at..pos]);
+            let value = self.value(index);
+            match encoding {
+                Encoding::Raw => out.extend_from_slice(value.as_bytes()),
+                Encoding::UrlComponent => url_component_into(value, &mut out),
+                Encoding::JsonString => json_escape_into(value, echo::JsonStyle::MINIMAL, &mut out),
+            }
+            at = pos + HANDLE_LEN;
+        }
+        out.extend_from_slice(&text[at..]);
+        out
+    }
+
+    /// Handles -> `[secret:NAME]` (for the audit log, errors, display).
+    pub fn mask(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (pos, index) in self.handles_in(text.as_bytes()) {
+            out.push_str(&text[at..pos]);
+            out.push_str(&self.store.secrets[self.bound[index].secret].label);
+            at = pos + HANDLE_LEN;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    pub fn store(&self) -> &SecretStore {
+        &self.store
+    }
+
+    fn value(&self, index: usize) -> &str {
+        self.store.secrets[self.bound[index].secret]
+            .value
+            .expose_secret()
+    }
+
+    /// (byte offset, index into `bound`) of every bound handle in `text`, in order.
+    fn handles_in<'t>(&'t self, text: &'t [u8]) -> impl Iterator<Item = (usize, usize)> + 't {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            while let Some(rel) = find(&text[at..], HANDLE_PREFIX) {
+                let pos = at + rel;
+                let candidate = text.get(pos..pos + HANDLE_LEN);
+                let bound = candidate.and_then(|c| {
+                    self.bound
+                        .iter()
+                        .position(|b| b.handle.as_bytes() == c)
+                });
+                match bound {
+                    Some(index) => {
+                        at = pos + HANDLE_LEN;
+                        return Some((pos, index));
+                    }
+                    None => at = pos + 1,
+                }
+            }
+            at = text.len();
+            None
+        })
+    }
+}
+
+impl Encoding {
+    /// Most output bytes one value byte can become.
+    fn max_expansion(self) -> usize {
+        match self {
+            Encoding::Raw => 1,
+            Encoding::UrlComponent => 3,
+            Encoding::JsonString => 6,
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests;

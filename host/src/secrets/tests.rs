@@ -1,0 +1,238 @@
+use super::*;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use std::io::Write;
+
+const VALUE: &str = "s3cr3t va/lue+?é\"x";
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn store(pairs: &[(&str, &str)]) -> Arc<SecretStore> {
+    let vars: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("AIRLOCK_SECRET_{}", k.to_uppercase().replace('-', "_")),
+                (*v).to_owned(),
+            )
+        })
+        .collect();
+    Arc::new(SecretStore::load(None, vars).expect("load"))
+}
+
+fn secrets_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(text.as_bytes()).expect("write");
+    file
+}
+
+#[test]
+fn loads_file_and_maps_env_names() {
+    let file = secrets_file(r#"{"db-password": "hunter22", "api-token": "from-file"}"#);
+    let store = SecretStore::load(
+        Some(file.path()),
+        env(&[
+            ("AIRLOCK_SECRET_API_TOKEN", "from-env"),
+            ("AIRLOCK_SECRET_GITHUB_TOKEN", "ghp_abcdef"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(store.names(), ["api-token", "db-password", "github-token"]);
+    assert!(store.contains("api-token"));
+    assert!(!store.contains("path"));
+    // The variable overrides the file's value.
+    let bindings = Bindings::new(Arc::new(store));
+    let handle = bindings.context_object()["api-token"]
+        .as_str()
+        .expect("handle")
+        .to_owned();
+    assert_eq!(
+        &bindings.reveal(handle.as_bytes(), Encoding::Raw)[..],
+        b"from-env"
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_secret_but_not_the_value() {
+    let cases = [
+        (r#"{"token": 123456789}"#, "token"),
+        (r#"{"token": ["hunter2-value"]}"#, "token"),
+        (r#"{"token": ""}"#, "token"),
+        (r#"{"token": "hunter2-value", }"#, ""),
+        (r#"["hunter2-value"]"#, ""),
+    ];
+    for (text, name) in cases {
+        let file = secrets_file(text);
+        let err = SecretStore::load(Some(file.path()), env(&[]))
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(&file.path().display().to_string()), "{err}");
+        assert!(err.contains(name), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("123456789"), "{err}");
+    }
+    let missing = SecretStore::load(Some(Path::new("/nonexistent/secrets.json")), env(&[]))
+        .expect_err("missing file")
+        .to_string();
+    assert!(missing.contains("/nonexistent/secrets.json"), "{missing}");
+
+    let err = SecretStore::load(None, env(&[("AIRLOCK_SECRET_", "hunter2-value")]))
+        .expect_err("empty name")
+        .to_string();
+    assert!(err.contains("AIRLOCK_SECRET_") && !err.contains("hunter2"), "{err}");
+    let err = SecretStore::load(None, env(&[("AIRLOCK_SECRET_X", "")]))
+        .expect_err("empty value")
+        .to_string();
+    assert!(err.contains("AIRLOCK_SECRET_X"), "{err}");
+}
+
+#[test]
+fn debug_never_shows_values() {
+    let store = store(&[("api-token", "hunter2-value")]);
+    let bindings = Bindings::new(store.clone());
+    for shown in [format!("{store:?}"), format!("{bindings:?}")] {
+        assert!(shown.contains("api-token"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
+
+#[test]
+fn handles_are_unique_and_well_formed() {
+    let store = store(&[("a", "value-aaaa"), ("b", "value-bbbb")]);
+    let first = Bindings::new(store.clone()).context_object();
+    let second = Bindings::new(store).context_object();
+    let handles: Vec<&str> = [&first, &second]
+        .iter()
+        .flat_map(|o| o.as_object().expect("object").values())
+        .map(|v| v.as_str().expect("string"))
+        .collect();
+    assert_eq!(handles.len(), 4);
+    for (i, h) in handles.iter().enumerate() {
+        assert_eq!(h.len(), HANDLE_LEN);
+        let hex = h
+            .strip_prefix("__airlock_secret_")
+            .and_then(|r| r.strip_suffix("__"))
+            .expect("format");
+        assert!(hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{h}");
+        assert!(!handles[i + 1..].contains(h), "duplicate handle {h}");
+    }
+}
+
+#[test]
+fn retain_used_and_used_in() {
+    let mut bindings = Bindings::new(store(&[("a", "value-aaaa"), ("b", "value-bbbb")]));
+    let ctx = bindings.context_object();
+    let a = ctx["a"].as_str().expect("a").to_owned();
+    let b = ctx["b"].as_str().expect("b").to_owned();
+    let text = format!("x {b} y {b}");
+    assert_eq!(bindings.used_in(text.as_bytes()), ["b"]);
+    bindings.retain_used(&format!("Authorization: Bearer {a}"));
+    assert_eq!(bindings.context_object(), serde_json::json!({ "a": a }));
+    // `b` is no longer bound: its handle stays as it is.
+    assert_eq!(&bindings.reveal(b.as_bytes(), Encoding::Raw)[..], b.as_bytes());
+    assert!(bindings.used_in(text.as_bytes()).is_empty());
+}
+
+#[test]
+fn reveal_encodes_per_position() {
+    let bindings = Bindings::new(store(&[("t", "a b/ü\"~\n")]));
+    let h = bindings.context_object()["t"]
+        .as_str()
+        .expect("handle")
+        .to_owned();
+    let text = format!("<{h}|{h}>");
+    let reveal = |e| String::from_utf8(bindings.reveal(text.as_bytes(), e).to_vec()).expect("utf8");
+    assert_eq!(reveal(Encoding::Raw), "<a b/ü\"~\n|a b/ü\"~\n>");
+    assert_eq!(
+        reveal(Encoding::UrlComponent),
+        "<a%20b%2F%C3%BC%22~%0A|a%20b%2F%C3%BC%22~%0A>"
+    );
+    assert_eq!(reveal(Encoding::JsonString), "<a b/ü\\\"~\\n|a b/ü\\\"~\\n>");
+    // The JSON form is what serde_json writes inside the quotes.
+    let via_serde = serde_json::to_string("a b/ü\"~\n").expect("json");
+    assert_eq!(
+        reveal(Encoding::JsonString),
+        format!("<{0}|{0}>", &via_serde[1..via_serde.len() - 1])
+    );
+}
+
+#[test]
+fn mask_replaces_handles_with_names() {
+    let bindings = Bindings::new(store(&[("api-token", "value-aaaa")]));
+    let h = bindings.context_object()["api-token"]
+        .as_str()
+        .expect("handle")
+        .to_owned();
+    assert_eq!(
+        bindings.mask(&format!("https://x/?k={h}&h=__airlock_secret_zz__")),
+        "https://x/?k=[secret:api-token]&h=__airlock_secret_zz__"
+    );
+}
+
+#[test]
+fn redacts_every_echo_form() {
+    let store = store(&[("tok", VALUE)]);
+    let bytes = VALUE.as_bytes();
+    let json = serde_json::to_string(VALUE).expect("json");
+    let forms = [
+        VALUE.to_owned(),
+        "s3cr3t%20va%2Flue%2B%3F%C3%A9%22x".to_owned(),
+        "s3cr3t+va%2Flue%2B%3F%C3%A9%22x".to_owned(),
+        json[1..json.len() - 1].to_owned(),
+        r#"s3cr3t va\/lue+?\u00e9\"x"#.to_owned(),
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+    ];
+    for form in forms {
+        let text = format!("before {form} after");
+        assert_eq!(
+            store.redact_str(&text),
+            "before [secret:tok] after",
+            "form {form}"
+        );
+        assert_eq!(
+            &store.redact(text.as_bytes())[..],
+            b"before [secret:tok] after"
+        );
+    }
+}
+
+#[test]
+fn redacts_value_inside_a_longer_base64_blob() {
+    let store = store(&[("pw", "correct-horse-battery")]);
+    for user in ["u", "us", "use"] {
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{user}:correct-horse-battery"))
+        );
+        let redacted = store.redact_str(&header);
+        assert!(redacted.contains("[secret:pw]"), "{user}: {redacted}");
+        // What is left around the label is at most the user part and a few mixed characters.
+        assert!(
+            redacted.len() <= "Basic ".len() + 9 + "[secret:pw]".len(),
+            "{redacted}"
+        );
+    }
+}
+
+#[test]
+fn redact_prefers_longest_and_skips_short_values() {
+    let store = store(&[("short", "abc"), ("long", "abcdef-ghij"), ("mid", "abcdef")]);
+    assert_eq!(
+        store.redact_str("abcdef-ghij abcdef abc"),
+        "[secret:long] [secret:mid] abc"
+    );
+    let clean = "nothing to see";
+    assert!(matches!(store.redact_str(clean), Cow::Borrowed(_)));
+    assert!(matches!(
+        SecretStore::empty().redact(clean.as_bytes()),
+        Cow::Borrowed(_)
+    ));
+}

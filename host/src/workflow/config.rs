@@ -1,0 +1,264 @@
+//! Checks a node's `config` by type and compiles its templates and expressions.
+
+use serde_json::{Map, Value};
+
+use super::error::{Problems, child, index};
+use super::fields::Fields;
+use super::model::{NodeKind, OnFailure, Outlet};
+use super::{identifier, jq, webhook};
+use crate::template::Template;
+
+/// Config keys the host consumes itself; they are never passed to the node component.
+pub const HOST_KEYS: &[&str] = &["type", "onFailure"];
+
+/// A `.outputs.X` reference found at `path`, checked against the graph later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Reference {
+    pub path: String,
+    pub output: String,
+}
+
+/// What the config check produced; `None` parts failed and were reported.
+pub(super) struct CheckedConfig {
+    pub template: Option<Template>,
+    pub on_failure: Option<OnFailure>,
+    pub outlets: Option<Vec<Outlet>>,
+    pub references: Vec<Reference>,
+}
+
+pub(super) fn check(
+    kind: &NodeKind,
+    config: &Fields<'_>,
+    problems: &mut Problems,
+) -> CheckedConfig {
+    let on_failure = on_failure(config, problems);
+    let mut references = Vec::new();
+    let mut outlets = Some(Vec::new());
+    match kind {
+        NodeKind::Webhook => webhook::check(config, problems),
+        NodeKind::Condition => outlets = condition_outlets(config, &mut references, problems),
+        NodeKind::SelfServeTrigger => user_inputs(config, problems),
+        NodeKind::EventTrigger => {
+            config.object("event", problems);
+            config.object("condition", problems);
+        }
+        // A custom node's config is whatever its component understands.
+        NodeKind::Custom(_) => {}
+    }
+    let template = if kind.is_action() {
+        action_template(config, &mut references, problems)
+    } else {
+        Template::compile(&Value::Object(Map::new()), config.path)
+            .map_err(|error| problems.template(config.node, error))
+            .ok()
+    };
+    CheckedConfig {
+        template,
+        on_failure,
+        outlets,
+        references,
+    }
+}
+
+fn on_failure(config: &Fields<'_>, problems: &mut Problems) -> Option<OnFailure> {
+    match config.string("onFailure", problems) {
+        None if config.map.contains_key("onFailure") => None,
+        None => Some(OnFailure::Terminate),
+        Some("terminate") => Some(OnFailure::Terminate),
+        Some("continue") => Some(OnFailure::Continue),
+        Some(other) => {
+            problems.push(
+                config.path_of("onFailure"),
+                config.node,
+                format!("\"onFailure\" must be \"terminate\" or \"continue\", not \"{other}\""),
+            );
+            None
+        }
+    }
+}
+
+/// Compiles every string of the config on its own first, so each broken template is reported at
+/// its exact path and each `.outputs` reference is located; then compiles the whole config.
+fn action_template(
+    config: &Fields<'_>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Template> {
+    let mut passed: Map<String, Value> = Map::new();
+    let mut all_compiled = true;
+    for (key, value) in config.map {
+        if HOST_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        all_compiled &= compile_strings(
+            value,
+            &child(config.path, key),
+            config.node,
+            references,
+            problems,
+        );
+        passed.insert(key.clone(), value.clone());
+    }
+    if !all_compiled {
+        return None;
+    }
+    Template::compile(&Value::Object(passed), config.path)
+        .map_err(|error| problems.template(config.node, error))
+        .ok()
+}
+
+fn compile_strings(
+    value: &Value,
+    path: &str,
+    node: Option<&str>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> bool {
+    match value {
+        Value::String(_) => match Template::compile(value, path) {
+            Ok(template) => {
+                references.extend(template.referenced_outputs().into_iter().map(|output| {
+                    Reference {
+                        path: path.to_owned(),
+                        output,
+                    }
+                }));
+                true
+            }
+            Err(error) => {
+                problems.template(node, error);
+                false
+            }
+        },
+        Value::Array(items) => items.iter().enumerate().fold(true, |ok, (i, item)| {
+            compile_strings(item, &index(path, i), node, references, problems) && ok
+        }),
+        Value::Object(map) => map.iter().fold(true, |ok, (key, item)| {
+            compile_strings(item, &child(path, key), node, references, problems) && ok
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
+const OUTLET_KEYS: &[&str] = &["identifier", "title", "description", "expression"];
+
+fn condition_outlets(
+    config: &Fields<'_>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Vec<Outlet>> {
+    let path = config.path_of("outlets");
+    let Some(items) = config.array("outlets", problems) else {
+        if !config.map.contains_key("outlets") {
+            problems.push(path, config.node, "a CONDITION needs \"outlets\"");
+        }
+        return None;
+    };
+    if items.is_empty() {
+        problems.push(path, config.node, "a CONDITION needs at least one outlet");
+        return None;
+    }
+    let mut outlets = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for (i, item) in items.iter().enumerate() {
+        let outlet_path = index(&path, i);
+        let Value::Object(map) = item else {
+            problems.push(outlet_path, config.node, "an outlet must be an object");
+            complete = false;
+            continue;
+        };
+        let fields = Fields::new(map, &outlet_path, config.node);
+        fields.reject_unknown(OUTLET_KEYS, "an outlet", problems);
+        let id = fields.required_string("identifier", problems);
+        if let Some(id) = id {
+            identifier::check(
+                id,
+                &fields.path_of("identifier"),
+                config.node,
+                "outlet identifier",
+                problems,
+            );
+            if outlets
+                .iter()
+                .any(|outlet: &Outlet| outlet.identifier == id)
+            {
+                problems.push(
+                    fields.path_of("identifier"),
+                    config.node,
+                    format!("duplicate outlet identifier \"{id}\""),
+                );
+            }
+        }
+        let title = fields.string("title", problems);
+        fields.string("description", problems);
+        let expression_path = fields.path_of("expression");
+        let expression = match map.get("expression") {
+            None => {
+                problems.push(&expression_path, config.node, "\"expression\" is required");
+                None
+            }
+            Some(value) => match jq::compile(value, &expression_path) {
+                Ok(expression) => Some(expression),
+                Err(error) => {
+                    problems.template(config.node, error);
+                    None
+                }
+            },
+        };
+        if let Some(expression) = &expression {
+            references.extend(expression.referenced_outputs().into_iter().map(|output| {
+                Reference {
+                    path: expression_path.clone(),
+                    output,
+                }
+            }));
+        }
+        match (id, expression) {
+            (Some(id), Some(expression)) => outlets.push(Outlet {
+                identifier: id.to_owned(),
+                title: title.map(str::to_owned),
+                expression,
+            }),
+            _ => complete = false,
+        }
+    }
+    complete.then_some(outlets)
+}
+
+/// `userInputs` is kept as written; the shape the engine relies on (properties and the names
+/// `required` lists) is checked here so a typo fails at load, not at run.
+fn user_inputs(config: &Fields<'_>, problems: &mut Problems) {
+    let Some(inputs) = config.object("userInputs", problems) else {
+        return;
+    };
+    let path = config.path_of("userInputs");
+    let inputs = Fields::new(inputs, &path, config.node);
+    let properties = inputs.object("properties", problems);
+    if let Some(properties) = properties {
+        for (name, schema) in properties {
+            if !schema.is_object() {
+                problems.push(
+                    child(&inputs.path_of("properties"), name),
+                    config.node,
+                    format!("user input \"{name}\" must be described by an object"),
+                );
+            }
+        }
+    }
+    let Some(required) = inputs.array("required", problems) else {
+        return;
+    };
+    for (i, name) in required.iter().enumerate() {
+        let at = index(&inputs.path_of("required"), i);
+        match name.as_str() {
+            None => problems.push(at, config.node, "required inputs are named by strings"),
+            Some(name) if !properties.is_some_and(|props| props.contains_key(name)) => problems
+                .push(
+                    at,
+                    config.node,
+                    format!("required input \"{name}\" is not declared in \"properties\""),
+                ),
+            Some(_) => {}
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Validates one entry of `nodes[]`.
+
+use serde_json::Value;
+
+use super::config::{self, Reference};
+use super::error::{Problems, child, quoted_list};
+use super::fields::Fields;
+use super::identifier;
+use super::jq;
+use super::model::{Node, NodeKind};
+use crate::template::Expr;
+
+const NODE_KEYS: &[&str] = &[
+    "identifier",
+    "title",
+    "icon",
+    "description",
+    "config",
+    "variables",
+    "links",
+    "verbose",
+];
+
+/// Port types Airlock recognises but does not run.
+const UNSUPPORTED_TYPES: &[&str] = &[
+    "SCHEDULE_TRIGGER",
+    "UPSERT_ENTITY",
+    "KAFKA",
+    "INTEGRATION_ACTION",
+    "AI_AGENT",
+    "AI",
+    "CURSOR_AGENT",
+    "INPUT",
+];
+
+/// The name `.outputs.trigger` aliases to the trigger that fired.
+pub const TRIGGER_ALIAS: &str = "trigger";
+
+/// What validation learned about one node, even a broken one, for the graph checks.
+pub(super) struct NodeDraft {
+    pub path: String,
+    /// Set when the identifier is valid.
+    pub id: Option<String>,
+    /// Set when the type is known.
+    pub kind: Option<NodeKind>,
+    pub outlets: Vec<String>,
+    pub references: Vec<Reference>,
+    /// Set when the node itself has no problem.
+    pub node: Option<Node>,
+}
+
+pub(super) fn parse(
+    i: usize,
+    value: &Value,
+    custom_types: &[String],
+    problems: &mut Problems,
+) -> NodeDraft {
+    let path = format!("$.nodes[{i}]");
+    let mut draft = NodeDraft {
+        path: path.clone(),
+        id: None,
+        kind: None,
+        outlets: Vec::new(),
+        references: Vec::new(),
+        node: None,
+    };
+    let Value::Object(map) = value else {
+        problems.push(path, None, "a node must be an object");
+        return draft;
+    };
+    // Name the node in every problem when the identifier is at least a string.
+    let name = map.get("identifier").and_then(Value::as_str);
+    let fields = Fields::new(map, &path, name);
+    fields.reject_unknown(NODE_KEYS, "a node", problems);
+    let id = fields.required_string("identifier", problems).filter(|id| {
+        identifier::check(
+            id,
+            &fields.path_of("identifier"),
+            name,
+            "node identifier",
+            problems,
+        )
+    });
+    let title = fields.string("title", problems);
+    fields.string("icon", problems);
+    fields.string("description", problems);
+    fields.bool("verbose", problems);
+    fields.array("links", problems);
+
+    let config_path = fields.path_of("config");
+    let config_map = match map.get("config") {
+        Some(Value::Object(config)) => Some(config),
+        Some(_) => {
+            problems.push(&config_path, name, "\"config\" must be an object");
+            None
+        }
+        None => {
+            problems.push(&config_path, name, "\"config\" is required");
+            None
+        }
+    };
+    let config = config_map.map(|config| Fields::new(config, &config_path, name));
+    let kind = config
+        .as_ref()
+        .and_then(|config| kind(config, custom_types, problems));
+    if let (Some(id), Some(kind)) = (id, &kind)
+        && id == TRIGGER_ALIAS
+        && !kind.is_trigger()
+    {
+        problems.push(
+            fields.path_of("identifier"),
+            name,
+            "\"trigger\" is reserved for trigger nodes (.outputs.trigger is the trigger that fired)",
+        );
+    }
+    let checked = match (&config, &kind) {
+        (Some(config), Some(kind)) => Some(config::check(kind, config, problems)),
+        _ => None,
+    };
+    let variables = variables(&fields, &mut draft.references, problems);
+
+    draft.id = id.map(str::to_owned);
+    let Some(checked) = checked else {
+        draft.kind = kind;
+        return draft;
+    };
+    draft.references.extend(checked.references);
+    if let Some(outlets) = &checked.outlets {
+        draft.outlets = outlets
+            .iter()
+            .map(|outlet| outlet.identifier.clone())
+            .collect();
+    }
+    draft.node = match (
+        id,
+        &kind,
+        config_map,
+        checked.template,
+        variables,
+        checked.on_failure,
+        checked.outlets,
+    ) {
+        (
+            Some(id),
+            Some(kind),
+            Some(config),
+            Some(config_template),
+            Some(variables),
+            Some(on_failure),
+            Some(outlets),
+        ) => Some(Node {
+            identifier: id.to_owned(),
+            title: title.map(str::to_owned),
+            kind: kind.clone(),
+            config: Value::Object(config.clone()),
+            config_template,
+            variables,
+            on_failure,
+            outlets,
+        }),
+        _ => None,
+    };
+    draft.kind = kind;
+    draft
+}
+
+fn kind(config: &Fields<'_>, custom_types: &[String], problems: &mut Problems) -> Option<NodeKind> {
+    let name = config.required_string("type", problems)?;
+    if let Some(kind) = NodeKind::builtin(name) {
+        return Some(kind);
+    }
+    if custom_types.iter().any(|custom| custom == name) {
+        return Some(NodeKind::Custom(name.to_owned()));
+    }
+    let message = if UNSUPPORTED_TYPES.contains(&name) {
+        format!("node type \"{name}\" is not supported by Airlock yet")
+    } else {
+        let mut known: Vec<&str> = vec![
+            NodeKind::SELF_SERVE_TRIGGER,
+            NodeKind::EVENT_TRIGGER,
+            NodeKind::WEBHOOK,
+            NodeKind::CONDITION,
+        ];
+        known.extend(custom_types.iter().map(String::as_str));
+        format!(
+            "unknown node type \"{name}\"; known types: {}",
+            quoted_list(&known)
+        )
+    };
+    problems.push(config.path_of("type"), config.node, message);
+    None
+}
+
+/// `Some(None)` when the node has no variables; `None` when they are broken.
+fn variables(
+    fields: &Fields<'_>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Option<Vec<(String, Expr)>>> {
+    if !fields.map.contains_key("variables") {
+        return Some(None);
+    }
+    let map = fields.object("variables", problems)?;
+    let path = fields.path_of("variables");
+    let mut compiled = Vec::with_capacity(map.len());
+    let mut complete = true;
+    for (name, value) in map {
+        let at = child(&path, name);
+        match jq::compile(value, &at) {
+            Ok(expression) => {
+                references.extend(expression.referenced_outputs().into_iter().map(|output| {
+                    Reference {
+                        path: at.clone(),
+                        output,
+                    }
+                }));
+                compiled.push((name.clone(), expression));
+            }
+            Err(error) => {
+                problems.template(fields.node, error);
+                complete = false;
+            }
+        }
+    }
+    complete.then_some(Some(compiled))
+}

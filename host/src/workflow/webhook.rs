@@ -1,0 +1,205 @@
+//! The WEBHOOK config: Port's fields, plus Airlock's optional extensions (`timeoutMs`, `retry`,
+//! `successStatusCodes`, from DESIGN.md "Runs").
+
+use serde_json::Value;
+
+use super::error::{Problems, child, index, quoted_list};
+use super::fields::{Fields, describe};
+use crate::template::Template;
+
+const ALLOWED_KEYS: &[&str] = &[
+    "type",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "synchronized",
+    "onFailure",
+    "verbose",
+    "timeoutMs",
+    "retry",
+    "successStatusCodes",
+];
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+const METHODS_WITH_BODY: &[&str] = &["POST", "PUT", "PATCH"];
+const RETRY_KEYS: &[&str] = &[
+    "maxAttempts",
+    "initialIntervalMs",
+    "backoffRate",
+    "maxIntervalMs",
+];
+/// One day: anything longer is certainly a unit mistake.
+const MAX_MS: u64 = 86_400_000;
+
+pub(super) fn check(config: &Fields<'_>, problems: &mut Problems) {
+    config.reject_unknown(ALLOWED_KEYS, "a WEBHOOK config", problems);
+    url(config, problems);
+    let method = method(config, problems);
+    headers(config, problems);
+    if config.map.contains_key("body")
+        && let Some(method) = method
+        && !METHODS_WITH_BODY.contains(&method)
+    {
+        problems.push(
+            config.path_of("body"),
+            config.node,
+            format!(
+                "a {method} request cannot have a body; use {}",
+                METHODS_WITH_BODY.join(", ")
+            ),
+        );
+    }
+    if config.bool("synchronized", problems) == Some(false) {
+        problems.push(
+            config.path_of("synchronized"),
+            config.node,
+            "asynchronous webhooks (synchronized: false) are not supported yet",
+        );
+    }
+    config.bool("verbose", problems);
+    config.integer("timeoutMs", 1, MAX_MS, problems);
+    retry(config, problems);
+    success_status_codes(config, problems);
+}
+
+fn url(config: &Fields<'_>, problems: &mut Problems) {
+    let Some(url) = config.required_string("url", problems) else {
+        return;
+    };
+    let path = config.path_of("url");
+    if url.trim().is_empty() {
+        problems.push(path, config.node, "\"url\" must not be empty");
+        return;
+    }
+    // A templated URL can only be checked once rendered; a broken template is reported by the
+    // config's template compilation.
+    let is_static =
+        Template::compile(&Value::from(url), &path).is_ok_and(|template| template.is_static());
+    if !is_static {
+        return;
+    }
+    match url::Url::parse(url) {
+        Ok(parsed) if !matches!(parsed.scheme(), "http" | "https") => problems.push(
+            path,
+            config.node,
+            format!(
+                "the URL scheme must be http or https, not \"{}\"",
+                parsed.scheme()
+            ),
+        ),
+        Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => {
+            problems.push(path, config.node, "the URL has no host")
+        }
+        Ok(_) => {}
+        Err(error) => problems.push(
+            path,
+            config.node,
+            format!("\"{url}\" is not an absolute URL: {error}"),
+        ),
+    }
+}
+
+/// The method the request will use (POST by default), or None when it is invalid.
+fn method(config: &Fields<'_>, problems: &mut Problems) -> Option<&'static str> {
+    if !config.map.contains_key("method") {
+        return Some("POST");
+    }
+    let method = config.string("method", problems)?;
+    if let Some(known) = METHODS.iter().find(|known| **known == method) {
+        return Some(known);
+    }
+    // Port compares methods case-sensitively; say so rather than guess.
+    let upper = method.to_ascii_uppercase();
+    let message = if METHODS.contains(&upper.as_str()) {
+        format!("methods are upper case: use \"{upper}\" instead of \"{method}\"")
+    } else {
+        format!(
+            "\"method\" must be one of {}, not \"{method}\"",
+            quoted_list(METHODS)
+        )
+    };
+    problems.push(config.path_of("method"), config.node, message);
+    None
+}
+
+fn headers(config: &Fields<'_>, problems: &mut Problems) {
+    let Some(headers) = config.object("headers", problems) else {
+        return;
+    };
+    let path = config.path_of("headers");
+    for (name, value) in headers {
+        let at = child(&path, name);
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(
+                &at,
+                config.node,
+                format!("\"{name}\" is not a valid HTTP header name"),
+            );
+        }
+        if !value.is_string() {
+            problems.push(
+                at,
+                config.node,
+                format!(
+                    "header \"{name}\" must be a string, not {}",
+                    describe(value)
+                ),
+            );
+        }
+    }
+}
+
+fn retry(config: &Fields<'_>, problems: &mut Problems) {
+    let Some(retry) = config.object("retry", problems) else {
+        return;
+    };
+    let path = config.path_of("retry");
+    let retry = Fields::new(retry, &path, config.node);
+    retry.reject_unknown(RETRY_KEYS, "\"retry\"", problems);
+    retry.integer("maxAttempts", 1, 100, problems);
+    retry.integer("initialIntervalMs", 0, MAX_MS, problems);
+    retry.integer("maxIntervalMs", 0, MAX_MS, problems);
+    if let Some(rate) = retry.map.get("backoffRate")
+        && !rate
+            .as_f64()
+            .is_some_and(|rate| (1.0..=100.0).contains(&rate))
+    {
+        problems.push(
+            retry.path_of("backoffRate"),
+            config.node,
+            format!(
+                "\"backoffRate\" must be a number from 1 to 100, not {}",
+                describe(rate)
+            ),
+        );
+    }
+}
+
+fn success_status_codes(config: &Fields<'_>, problems: &mut Problems) {
+    let Some(codes) = config.array("successStatusCodes", problems) else {
+        return;
+    };
+    let path = config.path_of("successStatusCodes");
+    if codes.is_empty() {
+        problems.push(
+            &path,
+            config.node,
+            "\"successStatusCodes\" must list at least one status",
+        );
+    }
+    for (i, code) in codes.iter().enumerate() {
+        if !code
+            .as_u64()
+            .is_some_and(|code| (100..=599).contains(&code))
+        {
+            problems.push(
+                index(&path, i),
+                config.node,
+                format!(
+                    "a status code must be a whole number from 100 to 599, not {}",
+                    describe(code)
+                ),
+            );
+        }
+    }
+}
