@@ -96,7 +96,11 @@ pub enum AuditError {
     },
     /// `seq` is the broken record's own seq, or the seq expected at that line when unreadable.
     #[error("audit chain broken at line {line} (seq {seq}): {reason}")]
-    VerifyFailed { line: usize, seq: u64, reason: String },
+    VerifyFailed {
+        line: usize,
+        seq: u64,
+        reason: String,
+    },
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
@@ -107,11 +111,20 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
 }
 
 /// sha256 hex of `object` (a record as JSON) serialised compactly without its `hash` field.
-fn chain_hash(mut object: serde_json::Map<String, serde_json::Value>) -> String {
+fn chain_hash(
+    mut object: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, serde_json::Error> {
     object.shift_remove("hash");
-    // Serialising a JSON value to a Vec cannot fail: keys are strings and there is no I/O.
-    let bytes = serde_json::to_vec(&object).unwrap_or_default();
-    hex::encode(Sha256::digest(bytes))
+    Ok(hex::encode(Sha256::digest(serde_json::to_vec(&object)?)))
+}
+
+fn record_hash(record: &AuditRecord) -> Result<String, serde_json::Error> {
+    match serde_json::to_value(record)? {
+        serde_json::Value::Object(object) => chain_hash(object),
+        _ => Err(serde::ser::Error::custom(
+            "a record must serialise to a JSON object",
+        )),
+    }
 }
 
 /// Where the next record goes, as of our last look at the file.
@@ -169,11 +182,9 @@ impl AuditLog {
 
         record.seq = tail.next_seq;
         record.prev = tail.last_hash.clone();
-        record.hash = match serde_json::to_value(&record) {
-            Ok(serde_json::Value::Object(object)) => chain_hash(object),
-            _ => unreachable!("an AuditRecord serialises to a JSON object"),
-        };
-        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        // serde_json's errors convert to io::Error; none is expected for this plain struct.
+        record.hash = record_hash(&record).map_err(|e| io(e.into()))?;
+        let mut line = serde_json::to_vec(&record).map_err(|e| io(e.into()))?;
         line.push(b'\n');
 
         // The audit must survive a crash: sync_data measured ~0.2 ms per append on ext4, an

@@ -351,11 +351,8 @@ impl Bindings {
             while let Some(rel) = find(&text[at..], HANDLE_PREFIX) {
                 let pos = at + rel;
                 let candidate = text.get(pos..pos + HANDLE_LEN);
-                let bound = candidate.and_then(|c| {
-                    self.bound
-                        .iter()
-                        .position(|b| b.handle.as_bytes() == c)
-                });
+                let bound = candidate
+                    .and_then(|c| self.bound.iter().position(|b| b.handle.as_bytes() == c));
                 match bound {
                     Some(index) => {
                         at = pos + HANDLE_LEN;

@@ -139,10 +139,7 @@ impl Head {
             return Ok(None);
         }
         let malformed = || format!("head file {} is malformed", path.display());
-        let (seq, hash) = text
-            .trim_end()
-            .split_once(' ')
-            .ok_or_else(malformed)?;
+        let (seq, hash) = text.trim_end().split_once(' ').ok_or_else(malformed)?;
         let seq = seq.parse().map_err(|_| malformed())?;
         Ok(Some((seq, hash.to_owned())))
     }

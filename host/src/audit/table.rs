@@ -60,7 +60,9 @@ fn cells(record: &AuditRecord) -> [String; 7] {
         decision.to_owned(),
         record.method.clone(),
         record.url.clone(),
-        record.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        record
+            .status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
         outcome,
     ]
     .map(|cell| printable(&cell))

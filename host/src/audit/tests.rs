@@ -51,8 +51,11 @@ fn lines_of(path: &Path) -> Vec<String> {
 }
 
 fn write_lines(path: &Path, lines: &[String]) {
-    std::fs::write(path, lines.iter().map(|l| format!("{l}\n")).collect::<String>())
-        .expect("write");
+    std::fs::write(
+        path,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .expect("write");
 }
 
 fn failure(path: &Path) -> (usize, u64, String) {
@@ -67,7 +70,10 @@ fn chain_of_records_verifies() {
     let (_dir, path) = log_with(5);
     assert_eq!(verify(&path).expect("verify"), 5);
     let records = read(&path, &AuditFilter::default()).expect("read");
-    assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
     assert_eq!(records[0].prev, GENESIS);
     for pair in records.windows(2) {
         assert_eq!(pair[1].prev, pair[0].hash);
@@ -97,8 +103,9 @@ fn reopening_continues_the_chain() {
 fn edited_field_fails_at_its_line() {
     let (_dir, path) = log_with(4);
     let mut lines = lines_of(&path);
-    lines[2] = lines[2].replace("\"deny\"", "\"allow\"");
-    assert!(lines[2].contains("\"allow\""));
+    let edited = lines[2].replace("\"allow\"", "\"deny\"");
+    assert_ne!(edited, lines[2]);
+    lines[2] = edited;
     write_lines(&path, &lines);
     let (line, seq, reason) = failure(&path);
     assert_eq!((line, seq), (3, 2));
@@ -170,7 +177,9 @@ fn truncated_mid_line_fails() {
     assert_eq!((line, seq), (3, 2));
     assert!(reason.starts_with("truncated"), "{reason}");
     // Appending onto a damaged tail is refused rather than burying the damage.
-    let err = AuditLog::open(&path).err().expect("open refuses a cut tail");
+    let err = AuditLog::open(&path)
+        .err()
+        .expect("open refuses a cut tail");
     assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
 }
 
@@ -253,7 +262,11 @@ fn filters_select_records() {
         [1, 3, 5]
     );
     let missing = path.with_file_name("none.jsonl");
-    assert!(read(&missing, &AuditFilter::default()).expect("read").is_empty());
+    assert!(
+        read(&missing, &AuditFilter::default())
+            .expect("read")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -268,11 +281,21 @@ fn table_shows_one_aligned_row_per_record() {
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("TIME"), "{table}");
     assert!(lines[1].contains("fetch-user") && lines[1].contains("deny"));
-    assert!(lines[1].ends_with("private address 169.254.169.254"), "{table}");
-    assert!(lines[2].contains("error: connection refused retry"), "{table}");
+    assert!(
+        lines[1].ends_with("private address 169.254.169.254"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("error: connection refused retry"),
+        "{table}"
+    );
     assert!(lines[2].contains('…'), "long URL is cut: {table}");
     // Columns line up: the status column starts at the same character in every row.
     let col = lines[0].find("STATUS").expect("header");
     assert_eq!(lines[1].chars().nth(col), Some('-'), "{table}");
-    assert_eq!(lines[2].chars().skip(col).take(3).collect::<String>(), "200", "{table}");
+    assert_eq!(
+        lines[2].chars().skip(col).take(3).collect::<String>(),
+        "200",
+        "{table}"
+    );
 }

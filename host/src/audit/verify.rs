@@ -18,7 +18,9 @@ fn broken(line: usize, seq: u64, reason: impl Into<String>) -> AuditError {
 }
 
 /// A line parsed as far as it goes: the JSON object and the record it holds.
-fn parse(bytes: &[u8]) -> Result<(serde_json::Map<String, serde_json::Value>, AuditRecord), String> {
+fn parse(
+    bytes: &[u8],
+) -> Result<(serde_json::Map<String, serde_json::Value>, AuditRecord), String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
     let record =
@@ -46,21 +48,33 @@ pub fn verify(path: &Path) -> Result<usize, AuditError> {
         let expected = count as u64;
         let is_last = lines.peek().is_none();
         if !line.complete {
-            return Err(broken(number, expected, "truncated: the last line is incomplete"));
+            return Err(broken(
+                number,
+                expected,
+                "truncated: the last line is incomplete",
+            ));
         }
         let (object, record) = parse(&line.bytes).map_err(|reason| {
             let kind = if is_last { "truncated" } else { "edited" };
             broken(number, expected, format!("{kind}: line is {reason}"))
         })?;
         let seq = record.seq;
-        if chain_hash(object) != record.hash {
-            return Err(broken(number, seq, "edited: hash does not match the record's contents"));
+        let hash = chain_hash(object).map_err(|e| broken(number, seq, format!("edited: {e}")))?;
+        if hash != record.hash {
+            return Err(broken(
+                number,
+                seq,
+                "edited: hash does not match the record's contents",
+            ));
         }
         if seq != expected {
             let reason = if seq < expected || next_seq(&mut lines) == Some(expected) {
                 format!("reordered: expected seq {expected}, found seq {seq}")
             } else {
-                format!("deleted: seq jumps from {} to {seq}", expected.wrapping_sub(1))
+                format!(
+                    "deleted: seq jumps from {} to {seq}",
+                    expected.wrapping_sub(1)
+                )
             };
             return Err(broken(number, seq, reason));
         }
@@ -102,7 +116,8 @@ fn check_head(
 ) -> Result<(), AuditError> {
     let next_line = count + 1;
     let next_seq = count as u64;
-    let head = head.map_err(|reason| broken(next_line, next_seq, format!("truncated: {reason}")))?;
+    let head =
+        head.map_err(|reason| broken(next_line, next_seq, format!("truncated: {reason}")))?;
     let Some((head_seq, head_hash)) = head else {
         if count == 0 {
             return Ok(());
@@ -120,7 +135,9 @@ fn check_head(
         return Err(broken(
             next_line,
             next_seq,
-            format!("truncated: the head file records seq {head_seq} but the log has {count} records"),
+            format!(
+                "truncated: the head file records seq {head_seq} but the log has {count} records"
+            ),
         ));
     }
     if head_seq + 2 < next_seq {

@@ -241,6 +241,46 @@ async fn default_public_refuses_loopback_without_connecting() {
 }
 
 #[tokio::test]
+async fn names_resolving_to_loopback_are_refused() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new("", GateLimits::default());
+    let url = format!("http://localhost:{}/", server.addr.port());
+    let err = setup.get(&url).await.expect_err("refused");
+    let EgressError::Denied(reason) = err else {
+        panic!("expected a denial, got {err:?}");
+    };
+    assert!(reason.starts_with("private address"), "{reason}");
+    assert_eq!(server.hits(), 0);
+    assert_eq!(setup.only_record().decision, Decision::Deny);
+}
+
+#[tokio::test]
+async fn tls_failures_are_connection_errors() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new(
+        &format!("[egress]\nallow = [\"https://{}\"]", server.addr),
+        GateLimits::default(),
+    );
+    let url = format!("https://{}/", server.addr);
+    let err = setup.get(&url).await.expect_err("plain server");
+    let EgressError::Connection(reason) = err else {
+        panic!("expected a connection error, got {err:?}");
+    };
+    assert!(reason.contains("TLS"), "{reason}");
+    assert_eq!(server.hits(), 1);
+    assert_eq!(setup.only_record().decision, Decision::Allow);
+}
+
+#[test]
+fn gate_is_shareable_and_send_is_spawnable() {
+    fn shareable<T: Send + Sync>() {}
+    fn spawnable<F: std::future::Future + Send>(_: F) {}
+    shareable::<Gate>();
+    let setup = Setup::new("", GateLimits::default());
+    spawnable(setup.get("http://example.com/"));
+}
+
+#[tokio::test]
 async fn numeric_ipv4_forms_are_refused() {
     let server = Server::start(ok).await;
     let setup = Setup::new("", GateLimits::default());

@@ -74,7 +74,10 @@ fn errors_name_the_file_and_secret_but_not_the_value() {
             .to_string();
         assert!(err.contains(&file.path().display().to_string()), "{err}");
         assert!(err.contains(name), "{err}");
-        assert!(!err.contains("hunter2") && !err.contains("123456789"), "{err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("123456789"),
+            "{err}"
+        );
     }
     let missing = SecretStore::load(Some(Path::new("/nonexistent/secrets.json")), env(&[]))
         .expect_err("missing file")
@@ -84,7 +87,10 @@ fn errors_name_the_file_and_secret_but_not_the_value() {
     let err = SecretStore::load(None, env(&[("AIRLOCK_SECRET_", "hunter2-value")]))
         .expect_err("empty name")
         .to_string();
-    assert!(err.contains("AIRLOCK_SECRET_") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("AIRLOCK_SECRET_") && !err.contains("hunter2"),
+        "{err}"
+    );
     let err = SecretStore::load(None, env(&[("AIRLOCK_SECRET_X", "")]))
         .expect_err("empty value")
         .to_string();
@@ -118,7 +124,10 @@ fn handles_are_unique_and_well_formed() {
             .strip_prefix("__airlock_secret_")
             .and_then(|r| r.strip_suffix("__"))
             .expect("format");
-        assert!(hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')), "{h}");
+        assert!(
+            hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')),
+            "{h}"
+        );
         assert!(!handles[i + 1..].contains(h), "duplicate handle {h}");
     }
 }
@@ -134,7 +143,10 @@ fn retain_used_and_used_in() {
     bindings.retain_used(&format!("Authorization: Bearer {a}"));
     assert_eq!(bindings.context_object(), serde_json::json!({ "a": a }));
     // `b` is no longer bound: its handle stays as it is.
-    assert_eq!(&bindings.reveal(b.as_bytes(), Encoding::Raw)[..], b.as_bytes());
+    assert_eq!(
+        &bindings.reveal(b.as_bytes(), Encoding::Raw)[..],
+        b.as_bytes()
+    );
     assert!(bindings.used_in(text.as_bytes()).is_empty());
 }
 
@@ -152,7 +164,10 @@ fn reveal_encodes_per_position() {
         reveal(Encoding::UrlComponent),
         "<a%20b%2F%C3%BC%22~%0A|a%20b%2F%C3%BC%22~%0A>"
     );
-    assert_eq!(reveal(Encoding::JsonString), "<a b/ü\\\"~\\n|a b/ü\\\"~\\n>");
+    assert_eq!(
+        reveal(Encoding::JsonString),
+        "<a b/ü\\\"~\\n|a b/ü\\\"~\\n>"
+    );
     // The JSON form is what serde_json writes inside the quotes.
     let via_serde = serde_json::to_string("a b/ü\"~\n").expect("json");
     assert_eq!(

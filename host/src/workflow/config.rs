@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{Problems, child, index};
-use super::fields::Fields;
+use super::fields::{Fields, describe};
 use super::model::{NodeKind, OnFailure, Outlet};
 use super::{identifier, jq, webhook};
 use crate::template::Template;
@@ -61,16 +61,20 @@ pub(super) fn check(
 }
 
 fn on_failure(config: &Fields<'_>, problems: &mut Problems) -> Option<OnFailure> {
-    match config.string("onFailure", problems) {
-        None if config.map.contains_key("onFailure") => None,
-        None => Some(OnFailure::Terminate),
+    let Some(value) = config.get("onFailure") else {
+        return Some(OnFailure::Terminate);
+    };
+    match value.as_str() {
         Some("terminate") => Some(OnFailure::Terminate),
         Some("continue") => Some(OnFailure::Continue),
-        Some(other) => {
+        _ => {
             problems.push(
                 config.path_of("onFailure"),
                 config.node,
-                format!("\"onFailure\" must be \"terminate\" or \"continue\", not \"{other}\""),
+                format!(
+                    "\"onFailure\" must be \"terminate\" or \"continue\", not {}",
+                    describe(value)
+                ),
             );
             None
         }
@@ -149,7 +153,7 @@ fn condition_outlets(
 ) -> Option<Vec<Outlet>> {
     let path = config.path_of("outlets");
     let Some(items) = config.array("outlets", problems) else {
-        if !config.map.contains_key("outlets") {
+        if config.get("outlets").is_none() {
             problems.push(path, config.node, "a CONDITION needs \"outlets\"");
         }
         return None;
@@ -192,7 +196,7 @@ fn condition_outlets(
         let title = fields.string("title", problems);
         fields.string("description", problems);
         let expression_path = fields.path_of("expression");
-        let expression = match map.get("expression") {
+        let expression = match fields.get("expression") {
             None => {
                 problems.push(&expression_path, config.node, "\"expression\" is required");
                 None

@@ -36,8 +36,13 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The value at `key`; null counts as absent, like an unset field.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|value| !value.is_null())
+    }
+
     pub fn string(&self, key: &str, problems: &mut Problems) -> Option<&'a str> {
-        match self.map.get(key)? {
+        match self.get(key)? {
             Value::String(text) => Some(text),
             other => {
                 self.wrong_type(key, "a string", other, problems);
@@ -47,7 +52,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn required_string(&self, key: &str, problems: &mut Problems) -> Option<&'a str> {
-        if !self.map.contains_key(key) {
+        if self.get(key).is_none() {
             problems.push(
                 self.path_of(key),
                 self.node,
@@ -59,7 +64,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn bool(&self, key: &str, problems: &mut Problems) -> Option<bool> {
-        match self.map.get(key)? {
+        match self.get(key)? {
             Value::Bool(flag) => Some(*flag),
             other => {
                 self.wrong_type(key, "true or false", other, problems);
@@ -69,7 +74,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn object(&self, key: &str, problems: &mut Problems) -> Option<&'a Map<String, Value>> {
-        match self.map.get(key)? {
+        match self.get(key)? {
             Value::Object(map) => Some(map),
             other => {
                 self.wrong_type(key, "an object", other, problems);
@@ -79,7 +84,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn array(&self, key: &str, problems: &mut Problems) -> Option<&'a Vec<Value>> {
-        match self.map.get(key)? {
+        match self.get(key)? {
             Value::Array(items) => Some(items),
             other => {
                 self.wrong_type(key, "an array", other, problems);
@@ -90,7 +95,7 @@ impl<'a> Fields<'a> {
 
     /// A whole number in `min..=max`.
     pub fn integer(&self, key: &str, min: u64, max: u64, problems: &mut Problems) -> Option<u64> {
-        let value = self.map.get(key)?;
+        let value = self.get(key)?;
         match value.as_u64() {
             Some(number) if (min..=max).contains(&number) => Some(number),
             _ => {

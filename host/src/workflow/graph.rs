@@ -132,39 +132,7 @@ fn connection(
             "a trigger cannot be the target of a connection",
         );
     }
-    let source_draft = &drafts[source_index];
-    match &source_draft.kind {
-        Some(NodeKind::Condition) => match (outlet, connection.fallback) {
-            (Some(_), true) => problems.push(
-                path,
-                Some(source),
-                "a connection from a CONDITION takes either \"sourceOutletIdentifier\" or \"fallback\": true, not both",
-            ),
-            (None, false) => problems.push(
-                path,
-                Some(source),
-                "a connection from a CONDITION needs \"sourceOutletIdentifier\" or \"fallback\": true",
-            ),
-            (Some(outlet), false) if !source_draft.outlets.iter().any(|known| known == outlet) => problems.push(
-                fields.path_of("sourceOutletIdentifier"),
-                Some(source),
-                format!("node \"{source}\" has no outlet \"{outlet}\""),
-            ),
-            _ => {}
-        },
-        Some(kind) => {
-            for key in ["sourceOutletIdentifier", "fallback"] {
-                if map.contains_key(key) {
-                    problems.push(
-                        fields.path_of(key),
-                        Some(source),
-                        format!("\"{key}\" is only for connections from a CONDITION, and \"{source}\" is a {}", kind.type_name()),
-                    );
-                }
-            }
-        }
-        None => {}
-    }
+    outlet_rules(&fields, &connection, &drafts[source_index], problems);
     let branch = match (&connection.outlet, connection.fallback) {
         (Some(outlet), false) => Branch::Outlet(outlet.clone()),
         (None, true) => Branch::Fallback,
@@ -178,6 +146,55 @@ fn connection(
         branch,
     };
     Some((connection, Some(edge)))
+}
+
+/// A connection leaves a CONDITION by exactly one of an existing outlet or the fallback, and
+/// leaves any other node by neither.
+fn outlet_rules(
+    fields: &Fields<'_>,
+    connection: &Connection,
+    source: &NodeDraft,
+    problems: &mut Problems,
+) {
+    let id = Some(connection.source.as_str());
+    let outlet = connection.outlet.as_deref();
+    match &source.kind {
+        Some(NodeKind::Condition) => {
+            let message = match (outlet, connection.fallback) {
+                (Some(_), true) => {
+                    "takes \"sourceOutletIdentifier\" or \"fallback\": true, not both"
+                }
+                (None, false) => "needs \"sourceOutletIdentifier\" or \"fallback\": true",
+                (Some(outlet), false) if !source.outlets.iter().any(|known| known == outlet) => {
+                    let message =
+                        format!("node \"{}\" has no outlet \"{outlet}\"", connection.source);
+                    problems.push(fields.path_of("sourceOutletIdentifier"), id, message);
+                    return;
+                }
+                _ => return,
+            };
+            problems.push(
+                fields.path,
+                id,
+                format!("a connection from a CONDITION {message}"),
+            );
+        }
+        Some(kind) => {
+            let set = [
+                ("sourceOutletIdentifier", outlet.is_some()),
+                ("fallback", connection.fallback),
+            ];
+            for (key, _) in set.into_iter().filter(|(_, set)| *set) {
+                let message = format!(
+                    "\"{key}\" is only for connections from a CONDITION; \"{}\" is a {}",
+                    connection.source,
+                    kind.type_name()
+                );
+                problems.push(fields.path_of(key), id, message);
+            }
+        }
+        None => {}
+    }
 }
 
 /// One next node per non-CONDITION node; one connection per outlet and one fallback per CONDITION.
@@ -369,14 +386,18 @@ fn references(
             }
             let shown = child(".outputs", output);
             match ids.get(output) {
-                None => problems.push(&reference.path, node, format!("{shown} refers to no node: there is no node \"{output}\"")),
-                Some(&source) if !ancestors[source] => problems.push(
-                    &reference.path,
-                    node,
-                    format!(
-                        "{shown} refers to node \"{output}\", which cannot have run before this node (no connection path leads from it to here)"
-                    ),
-                ),
+                None => {
+                    let message =
+                        format!("{shown} refers to no node: there is no node \"{output}\"");
+                    problems.push(&reference.path, node, message);
+                }
+                Some(&source) if !ancestors[source] => {
+                    let message = format!(
+                        "{shown} refers to node \"{output}\", which cannot have run before this \
+                         node (no connection path leads from it to here)"
+                    );
+                    problems.push(&reference.path, node, message);
+                }
                 Some(_) => {}
             }
         }

@@ -165,7 +165,9 @@ fn validate(source: &Value, custom_types: &[String], problems: &mut Problems) ->
             problems.push(
                 path,
                 None,
-                format!("the workflow identifier is {length} characters long; the limit is {MAX_IDENTIFIER_LEN}"),
+                format!(
+                    "the identifier has {length} characters; the limit is {MAX_IDENTIFIER_LEN}"
+                ),
             );
             return false;
         }
@@ -184,7 +186,7 @@ fn validate(source: &Value, custom_types: &[String], problems: &mut Problems) ->
             &[]
         }
         None => {
-            if !map.contains_key("nodes") {
+            if top.get("nodes").is_none() {
                 problems.push("$.nodes", None, "\"nodes\" is required");
             }
             &[]
@@ -196,7 +198,7 @@ fn validate(source: &Value, custom_types: &[String], problems: &mut Problems) ->
         .map(|(i, item)| node::parse(i, item, custom_types, problems))
         .collect();
     duplicates(&drafts, problems);
-    let connections = graph::check(map.get("connections"), &drafts, problems);
+    let connections = graph::check(top.get("connections"), &drafts, problems);
 
     let nodes = drafts
         .into_iter()

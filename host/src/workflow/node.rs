@@ -88,7 +88,7 @@ pub(super) fn parse(
     fields.array("links", problems);
 
     let config_path = fields.path_of("config");
-    let config_map = match map.get("config") {
+    let config_map = match fields.get("config") {
         Some(Value::Object(config)) => Some(config),
         Some(_) => {
             problems.push(&config_path, name, "\"config\" must be an object");
@@ -110,57 +110,36 @@ pub(super) fn parse(
         problems.push(
             fields.path_of("identifier"),
             name,
-            "\"trigger\" is reserved for trigger nodes (.outputs.trigger is the trigger that fired)",
+            "\"trigger\" is reserved for triggers: .outputs.trigger is the trigger that fired",
         );
     }
-    let checked = match (&config, &kind) {
-        (Some(config), Some(kind)) => Some(config::check(kind, config, problems)),
-        _ => None,
-    };
     let variables = variables(&fields, &mut draft.references, problems);
-
     draft.id = id.map(str::to_owned);
-    let Some(checked) = checked else {
-        draft.kind = kind;
+    let (Some(config), Some(kind)) = (config, kind) else {
         return draft;
     };
+    let checked = config::check(&kind, &config, problems);
     draft.references.extend(checked.references);
-    if let Some(outlets) = &checked.outlets {
-        draft.outlets = outlets
-            .iter()
-            .map(|outlet| outlet.identifier.clone())
-            .collect();
-    }
-    draft.node = match (
-        id,
-        &kind,
-        config_map,
-        checked.template,
-        variables,
-        checked.on_failure,
-        checked.outlets,
-    ) {
-        (
-            Some(id),
-            Some(kind),
-            Some(config),
-            Some(config_template),
-            Some(variables),
-            Some(on_failure),
-            Some(outlets),
-        ) => Some(Node {
-            identifier: id.to_owned(),
+    draft.outlets = checked
+        .outlets
+        .iter()
+        .flatten()
+        .map(|outlet| outlet.identifier.clone())
+        .collect();
+    draft.kind = Some(kind.clone());
+    // Built only when every part checked out; the graph checks still run either way.
+    draft.node = (|| {
+        Some(Node {
+            identifier: id?.to_owned(),
             title: title.map(str::to_owned),
-            kind: kind.clone(),
-            config: Value::Object(config.clone()),
-            config_template,
-            variables,
-            on_failure,
-            outlets,
-        }),
-        _ => None,
-    };
-    draft.kind = kind;
+            kind,
+            config: Value::Object(config.map.clone()),
+            config_template: checked.template?,
+            variables: variables?,
+            on_failure: checked.on_failure?,
+            outlets: checked.outlets?,
+        })
+    })();
     draft
 }
 
@@ -197,7 +176,7 @@ fn variables(
     references: &mut Vec<Reference>,
     problems: &mut Problems,
 ) -> Option<Option<Vec<(String, Expr)>>> {
-    if !fields.map.contains_key("variables") {
+    if fields.get("variables").is_none() {
         return Some(None);
     }
     let map = fields.object("variables", problems)?;

@@ -621,6 +621,7 @@ fn on_failure_is_terminate_or_continue() {
         Some("prod"),
         "\"terminate\" or \"continue\"",
     );
+    load(&prod_config("onFailure", Value::Null)).expect("null is unset");
     let workflow = load(&prod_config("onFailure", json!("terminate"))).expect("terminate");
     assert_eq!(
         workflow.node("prod").map(|n| n.on_failure),
@@ -936,6 +937,8 @@ fn one_connection_per_outlet_and_one_fallback() {
 
 #[test]
 fn outlets_and_fallback_belong_to_conditions() {
+    load(&connection(0, "fallback", json!(false))).expect("fallback: false is no fallback");
+    load(&connection(0, "description", Value::Null)).expect("null is unset");
     expect(
         &connection(0, "fallback", json!(true)),
         "$.connections[0].fallback",

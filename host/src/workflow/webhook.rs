@@ -36,7 +36,7 @@ pub(super) fn check(config: &Fields<'_>, problems: &mut Problems) {
     url(config, problems);
     let method = method(config, problems);
     headers(config, problems);
-    if config.map.contains_key("body")
+    if config.get("body").is_some()
         && let Some(method) = method
         && !METHODS_WITH_BODY.contains(&method)
     {
@@ -101,7 +101,7 @@ fn url(config: &Fields<'_>, problems: &mut Problems) {
 
 /// The method the request will use (POST by default), or None when it is invalid.
 fn method(config: &Fields<'_>, problems: &mut Problems) -> Option<&'static str> {
-    if !config.map.contains_key("method") {
+    if config.get("method").is_none() {
         return Some("POST");
     }
     let method = config.string("method", problems)?;
@@ -159,7 +159,7 @@ fn retry(config: &Fields<'_>, problems: &mut Problems) {
     retry.integer("maxAttempts", 1, 100, problems);
     retry.integer("initialIntervalMs", 0, MAX_MS, problems);
     retry.integer("maxIntervalMs", 0, MAX_MS, problems);
-    if let Some(rate) = retry.map.get("backoffRate")
+    if let Some(rate) = retry.get("backoffRate")
         && !rate
             .as_f64()
             .is_some_and(|rate| (1.0..=100.0).contains(&rate))

@@ -1,0 +1,113 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "airlock", version, about = "Run workflow files whose nodes are sandboxed WebAssembly components, behind an egress gate")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a workflow file once and print its node results.
+    Run(RunArgs),
+    /// Check a workflow file (and a policy) without running anything.
+    Validate(ValidateArgs),
+    /// Show the egress audit log, or verify its hash chain.
+    Audit(AuditArgs),
+    /// List stored runs, or show one.
+    Runs(RunsArgs),
+    /// Explain a policy file, or test a URL against it.
+    Policy(PolicyArgs),
+    /// Run the bundled example against a local receiver this command starts, then show the audit.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The workflow file (Port's Workflows JSON).
+    pub workflow: PathBuf,
+    /// The trigger's payload: inline JSON, or @FILE.
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// Which trigger fires, when the workflow has several.
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// Secrets: a JSON object of name -> value (AIRLOCK_SECRET_<NAME> variables also count).
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// The egress policy (TOML). Without it, any public address is allowed and nothing private.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Where audit log, run store and compile cache live.
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+    pub state_dir: PathBuf,
+    /// Print the run as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    pub workflow: PathBuf,
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
+    #[arg(long)]
+    pub run: Option<String>,
+    #[arg(long)]
+    pub node: Option<String>,
+    /// allow or deny
+    #[arg(long)]
+    pub decision: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock", global = true)]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Check the hash chain: exit 0 if intact, 1 naming the first broken record.
+    Verify,
+}
+
+#[derive(Args)]
+pub struct RunsArgs {
+    /// Show this run in full (JSON).
+    pub run: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub action: PolicyAction,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyAction {
+    /// Check a policy file and explain what it allows.
+    Check { file: PathBuf },
+    /// Say whether a URL would be allowed, and which rule decides.
+    Test { file: PathBuf, url: String },
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// The examples folder (workflow, policy, inputs, secrets).
+    #[arg(long, default_value = "examples")]
+    pub examples: PathBuf,
+}

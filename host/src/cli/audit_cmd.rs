@@ -1,0 +1,40 @@
+//! `airlock audit [verify]`: what nodes tried to reach, and whether the log is intact.
+
+use anyhow::anyhow;
+
+use super::args::{AuditAction, AuditArgs};
+use super::setup::StateDir;
+use super::{Exit, failed, invalid};
+use crate::audit::{self, AuditError, AuditFilter, Decision};
+
+pub(crate) fn audit(args: AuditArgs) -> Result<u8, Exit> {
+    let path = StateDir(&args.state_dir).audit();
+    if let Some(AuditAction::Verify) = args.action {
+        return match audit::verify(&path) {
+            Ok(count) => {
+                println!("{}: intact ({count} records)", path.display());
+                Ok(0)
+            }
+            Err(broken @ AuditError::VerifyFailed { .. }) => {
+                Err(failed(anyhow!("{}: {broken}", path.display())))
+            }
+            Err(other) => Err(failed(other)),
+        };
+    }
+    let decision = match args.decision.as_deref() {
+        None => None,
+        Some("allow") => Some(Decision::Allow),
+        Some("deny") => Some(Decision::Deny),
+        Some(other) => return Err(invalid(anyhow!("--decision {other}: expected allow or deny"))),
+    };
+    let filter = AuditFilter { run: args.run, node: args.node, decision };
+    let records = audit::read(&path, &filter).map_err(failed)?;
+    if args.json {
+        for record in &records {
+            println!("{}", serde_json::to_string(record).map_err(failed)?);
+        }
+    } else {
+        print!("{}", audit::format_table(&records));
+    }
+    Ok(0)
+}

@@ -1,0 +1,113 @@
+//! `airlock run`, `airlock validate` and `airlock runs`.
+
+use anyhow::{Context as _, anyhow};
+
+use super::args::{RunArgs, RunsArgs, ValidateArgs};
+use super::setup::{self, StateDir};
+use super::{Exit, failed, inputs, invalid, print};
+use crate::engine::WorkflowRun;
+use crate::secrets::SecretStore;
+use crate::store::RunStore;
+use crate::workflow::{Node, Workflow};
+
+pub(crate) async fn run(args: RunArgs) -> Result<u8, Exit> {
+    let json = args.json;
+    let (run, code) = execute(args).await?;
+    if json {
+        let text = serde_json::to_string_pretty(&run).context("printing the run").map_err(failed)?;
+        println!("{text}");
+    } else {
+        print!("{}", print::summary(&run));
+    }
+    Ok(code)
+}
+
+/// Checks everything, runs the workflow once and stores the run; returns it with its exit code.
+pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
+    // Everything that can be wrong with the input is checked before anything is sent.
+    let policy = setup::load_policy(args.policy.as_deref())?;
+    let secrets = setup::load_secrets(args.secrets.as_deref())?;
+    let workflow = Workflow::load(&args.workflow, &[]).map_err(invalid)?;
+    let trigger = pick_trigger(&workflow, args.trigger.as_deref()).map_err(invalid)?;
+    let mut payload = inputs::parse(args.inputs.as_deref()).map_err(invalid)?;
+    if let Some(user_inputs) = trigger.user_inputs() {
+        inputs::check_user_inputs(&trigger.identifier, user_inputs, &mut payload).map_err(invalid)?;
+    }
+    require_secrets(&workflow, &secrets, &args.workflow.display().to_string()).map_err(invalid)?;
+
+    let state = StateDir(&args.state_dir);
+    let runtime = setup::runtime(&state, policy, secrets)?;
+    let store = RunStore::open(&state.runs()).map_err(failed)?;
+    let run = runtime.run(&workflow, trigger, payload).await;
+    store.save(&run).map_err(failed)?;
+    let code = if run.succeeded() { 0 } else { 1 };
+    Ok((run, code))
+}
+
+pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
+    let policy = args.policy.as_deref().map(|p| setup::load_policy(Some(p))).transpose()?;
+    let workflow = Workflow::load(&args.workflow, &[]).map_err(invalid)?;
+    println!(
+        "{}: valid workflow \"{}\" ({} nodes, {} connections)",
+        args.workflow.display(),
+        workflow.identifier,
+        workflow.nodes.len(),
+        workflow.connections.len()
+    );
+    if let Some(policy) = policy {
+        print!("{}", policy.explain());
+    }
+    Ok(0)
+}
+
+pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
+    let state = StateDir(&args.state_dir);
+    let store = RunStore::open(&state.runs()).map_err(failed)?;
+    match args.run {
+        Some(id) => {
+            let run = store.get(&id).map_err(failed)?.ok_or_else(|| invalid(anyhow!("no run {id} in {}", state.runs().display())))?;
+            println!("{}", serde_json::to_string_pretty(&run).map_err(failed)?);
+        }
+        None => {
+            for run in store.list(args.limit).map_err(failed)? {
+                println!(
+                    "{}  {}  {:<8}  {}",
+                    run.created_at,
+                    run.identifier,
+                    run.result.as_deref().unwrap_or("RUNNING"),
+                    run.workflow
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn pick_trigger<'w>(workflow: &'w Workflow, wanted: Option<&str>) -> anyhow::Result<&'w Node> {
+    let triggers = workflow.triggers();
+    let names = || triggers.iter().map(|t| t.identifier.as_str()).collect::<Vec<_>>().join(", ");
+    match wanted {
+        Some(id) => triggers
+            .iter()
+            .find(|t| t.identifier == id)
+            .copied()
+            .ok_or_else(|| anyhow!("--trigger {id}: no such trigger (triggers: {})", names())),
+        None if triggers.len() == 1 => Ok(triggers[0]),
+        None => Err(anyhow!("the workflow has several triggers ({}): pick one with --trigger", names())),
+    }
+}
+
+/// A referenced secret that is not loaded would fail mid-run after earlier nodes had already
+/// sent requests; refuse up front instead.
+fn require_secrets(workflow: &Workflow, secrets: &SecretStore, origin: &str) -> anyhow::Result<()> {
+    let missing: Vec<String> = workflow
+        .referenced_secrets()
+        .into_iter()
+        .filter(|(_, name)| !secrets.contains(name))
+        .map(|(node, name)| {
+            let var = format!("AIRLOCK_SECRET_{}", name.to_uppercase().replace('-', "_"));
+            format!("{origin}: node \"{node}\" uses secret \"{name}\", which is not defined (pass --secrets FILE or set {var})")
+        })
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(anyhow!(missing.join("\n"))) }
+}
