@@ -16,7 +16,7 @@ use super::connector::{ConnectError, VettedConnector, VettedPeer};
 use super::policy::Policy;
 use super::{Caller, EgressError, GateLimits, Request, Response};
 use crate::audit::{AuditLog, AuditRecord, Decision};
-use crate::secrets::Encoding;
+use crate::secrets::{Bindings, Encoding};
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 const HANDLE_MARKER: &str = "__airlock_secret_";
@@ -33,10 +33,24 @@ const CONNECTION_HEADERS: [&str; 7] = [
 
 /// The egress gate: one per process, shared by every node run.
 pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     policy: Arc<Policy>,
     audit: Arc<AuditLog>,
     limits: GateLimits,
     client: Client<VettedConnector, Full<Bytes>>,
+}
+
+/// The caller's identity, owned so that the exchange can run to its audit record even when the
+/// node run that asked is cancelled mid-request.
+struct Who {
+    run: String,
+    node_run: String,
+    node: String,
+    component: String,
+    bindings: Arc<Bindings>,
 }
 
 /// What the audit record says, gathered as the request goes through the steps.
@@ -58,14 +72,45 @@ impl Gate {
             .pool_idle_timeout(Duration::from_secs(90))
             .build(VettedConnector::new(Arc::clone(&policy)));
         Gate {
-            policy,
-            audit,
-            limits,
-            client,
+            inner: Arc::new(Inner {
+                policy,
+                audit,
+                limits,
+                client,
+            }),
         }
     }
 
     pub async fn send(&self, caller: &Caller, req: Request) -> Result<Response, EgressError> {
+        // Every attempt counts, refused ones included.
+        let made = caller
+            .requests_made
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(1))
+            })
+            .unwrap_or(u32::MAX);
+        let who = Who {
+            run: caller.run.clone(),
+            node_run: caller.node_run.clone(),
+            node: caller.node.clone(),
+            component: caller.component.clone(),
+            bindings: Arc::clone(&caller.bindings),
+        };
+        let inner = Arc::clone(&self.inner);
+        // A separate task: dropping this future cannot stop a request between leaving and
+        // being audited.
+        tokio::spawn(async move { inner.send(&who, made, req).await })
+            .await
+            .unwrap_or_else(|err| {
+                Err(EgressError::Connection(format!(
+                    "the request task failed: {err}"
+                )))
+            })
+    }
+}
+
+impl Inner {
+    async fn send(&self, caller: &Who, made: u32, req: Request) -> Result<Response, EgressError> {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let started = Instant::now();
         let mut facts = Facts {
@@ -73,7 +118,7 @@ impl Gate {
             ..Facts::default()
         };
         let result = self
-            .attempt(caller, &req, &mut facts)
+            .attempt(caller, made, &req, &mut facts)
             .await
             .map_err(|err| scrub_error(caller, err));
         let (decision, error) = match &result {
@@ -127,17 +172,12 @@ impl Gate {
 
     async fn attempt(
         &self,
-        caller: &Caller,
+        caller: &Who,
+        made: u32,
         req: &Request,
         facts: &mut Facts,
     ) -> Result<Response, EgressError> {
         let cap = self.limits.max_requests_per_node_run;
-        let made = caller
-            .requests_made
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some(n.saturating_add(1))
-            })
-            .unwrap_or(u32::MAX);
         if made >= cap {
             let reason = format!("request limit reached: at most {cap} requests per node run");
             facts.rule = Some(reason.clone());
@@ -332,7 +372,7 @@ fn body_encoding(headers: &[(String, String)]) -> Encoding {
 /// Validates one node header and reveals its value. `None` for Content-Length, which the gate
 /// sets from the body it actually sends.
 fn header(
-    caller: &Caller,
+    caller: &Who,
     name: &str,
     value: &str,
 ) -> Result<Option<(HeaderName, HeaderValue)>, EgressError> {
@@ -388,7 +428,7 @@ fn chain(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
-fn redact_response(caller: &Caller, response: Response) -> Response {
+fn redact_response(caller: &Who, response: Response) -> Response {
     let store = caller.bindings.store();
     Response {
         status: response.status,
@@ -402,7 +442,7 @@ fn redact_response(caller: &Caller, response: Response) -> Response {
 }
 
 /// Error text goes to the node and the audit log: no secret value, no live handle.
-fn scrub_error(caller: &Caller, err: EgressError) -> EgressError {
+fn scrub_error(caller: &Who, err: EgressError) -> EgressError {
     let scrub = |text: String| {
         let masked = caller.bindings.mask(&text);
         caller.bindings.store().redact_str(&masked).into_owned()

@@ -256,18 +256,29 @@ async fn names_resolving_to_loopback_are_refused() {
 
 #[tokio::test]
 async fn tls_failures_are_connection_errors() {
-    let server = Server::start(ok).await;
+    // Answers in plain HTTP before reading anything, so the TLS handshake fails at once.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(&reply("200 OK", "", b"plain")).await;
+        }
+    });
     let setup = Setup::new(
-        &format!("[egress]\nallow = [\"https://{}\"]", server.addr),
+        &format!("[egress]\nallow = [\"https://{addr}\"]"),
         GateLimits::default(),
     );
-    let url = format!("https://{}/", server.addr);
-    let err = setup.get(&url).await.expect_err("plain server");
+    let err = setup
+        .get(&format!("https://{addr}/"))
+        .await
+        .expect_err("not TLS");
     let EgressError::Connection(reason) = err else {
         panic!("expected a connection error, got {err:?}");
     };
-    assert!(reason.contains("TLS"), "{reason}");
-    assert_eq!(server.hits(), 1);
+    assert!(
+        reason.contains("TLS handshake with 127.0.0.1 failed"),
+        "{reason}"
+    );
     assert_eq!(setup.only_record().decision, Decision::Allow);
 }
 
@@ -632,4 +643,23 @@ async fn connections_are_pooled() {
             .iter()
             .all(|r| r.resolved_ip.as_deref() == Some("127.0.0.1"))
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_send_is_still_audited() {
+    let server = Server::start(|_| None).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let mut req = request("GET", &server.url("/"));
+    req.timeout_ms = Some(200);
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), setup.send(req)).await;
+    assert!(cancelled.is_err(), "the caller gave up first");
+    for _ in 0..50 {
+        if !setup.records().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let record = setup.only_record();
+    assert_eq!(record.error.as_deref(), Some("timed out"));
+    assert_eq!(server.hits(), 1);
 }

@@ -1,0 +1,118 @@
+//! Running the real `airlock` binary in a scratch directory.
+
+pub mod receiver;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use receiver::{Receiver, Received, Reply};
+
+/// The fixtures' placeholder server address, replaced by a test receiver's real one.
+pub const FIXTURE_SERVER: &str = "http://127.0.0.1:18080";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A scratch directory holding a workflow, policy, secrets and the state dir of one test.
+pub struct Scene {
+    pub dir: tempfile::TempDir,
+    envs: Vec<(String, String)>,
+}
+
+impl Scene {
+    pub fn new() -> Scene {
+        Scene { dir: tempfile::tempdir().unwrap(), envs: Vec::new() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A policy allowing exactly this receiver (loopback must be named explicitly).
+    pub fn allow_policy(&self, receiver: &Receiver) -> PathBuf {
+        self.write("airlock.toml", &format!("[egress]\nallow = [\"{}\"]\n", receiver.url()))
+    }
+
+    pub fn env(&mut self, name: &str, value: &str) {
+        self.envs.push((name.into(), value.into()));
+    }
+
+    /// Runs `airlock ARGS` with this scene's state dir.
+    pub fn airlock(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command.args(args).env("AIRLOCK_STATE_DIR", self.state_dir()).current_dir(self.dir.path());
+        for (name, value) in &self.envs {
+            command.env(name, value);
+        }
+        Run(command.output().unwrap())
+    }
+
+    /// Everything under the state dir, as bytes (to search for leaked secrets).
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        collect_files(&self.state_dir(), &mut all);
+        all
+    }
+
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state_dir().join("audit.jsonl")).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+fn collect_files(dir: &Path, into: &mut Vec<u8>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, into);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            into.extend_from_slice(&bytes);
+        }
+    }
+}
+
+/// The finished process.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// The `--json` run object.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr()))
+    }
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code(), code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+}
+
+/// The node run of `node` in a `--json` run.
+pub fn node_run<'a>(run: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    run["nodeRuns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no node run for {node} in {run:#}"))
+}
