@@ -9,7 +9,9 @@ const GUEST_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("host/ sits in the workspace root");
+    let root = manifest_dir
+        .parent()
+        .expect("host/ sits in the workspace root");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     for watched in ["wit", "guest-sdk/src", "guest-sdk/Cargo.toml", "nodes"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -45,7 +47,9 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build.status().expect("failed to run cargo for the node components");
+    let status = build
+        .status()
+        .expect("failed to run cargo for the node components");
     if !status.success() {
         panic!("building the node components under nodes/ for {GUEST_TARGET} failed (see above)");
     }
@@ -78,7 +82,9 @@ fn require_guest_target() {
         println!(
             "cargo:warning=the {GUEST_TARGET} target is not installed: run `rustup target add {GUEST_TARGET}`"
         );
-        eprintln!("error: the {GUEST_TARGET} target is not installed: run `rustup target add {GUEST_TARGET}`");
+        eprintln!(
+            "error: the {GUEST_TARGET} target is not installed: run `rustup target add {GUEST_TARGET}`"
+        );
         std::process::exit(1);
     }
 }
@@ -88,10 +94,14 @@ fn require_guest_target() {
 fn node_crates(nodes: &Path) -> Vec<String> {
     let mut names = Vec::new();
     for dir in [nodes.to_path_buf(), nodes.join("testing")] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let manifest = entry.path().join("Cargo.toml");
-            let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+            let Ok(text) = std::fs::read_to_string(&manifest) else {
+                continue;
+            };
             if text.contains("[package]") {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }

@@ -29,6 +29,7 @@ pub use request::{EgressError, Request, Response};
 pub use serde_json;
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
         world: "action-node",
@@ -54,7 +55,10 @@ pub trait Node {
 pub fn config_str<'a>(config: &'a Value, field: &str) -> Result<&'a str, String> {
     match config.get(field) {
         Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(format!("config.{field} must be a string, got {}", type_name(other))),
+        Some(other) => Err(format!(
+            "config.{field} must be a string, got {}",
+            type_name(other)
+        )),
         None => Err(format!("config.{field} is required")),
     }
 }
@@ -93,7 +97,7 @@ macro_rules! export_node {
                     $crate::__run::<$node>(ctx, config)
                 }
             }
-            $crate::bindings::__export_action_node!(AirlockExport with_types_in $crate::bindings);
+    $crate::bindings::__export_action_node!(AirlockExport with_types_in $crate::bindings);
         };
     };
 }

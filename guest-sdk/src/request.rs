@@ -20,7 +20,13 @@ pub struct Request {
 impl Request {
     /// A request with any method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS).
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
-        Self { method: method.into(), url: url.into(), headers: Vec::new(), body: None, timeout: None }
+        Self {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+        }
     }
 
     pub fn get(url: impl Into<String>) -> Self {
@@ -38,13 +44,16 @@ impl Request {
     }
 
     pub fn has_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// Sets a JSON body, and `Content-Type: application/json` unless a content type is set.
     pub fn json(mut self, body: &Value) -> Self {
         if !self.has_header("content-type") {
-            self.headers.push(("Content-Type".into(), "application/json".into()));
+            self.headers
+                .push(("Content-Type".into(), "application/json".into()));
         }
         self.body = Some(body.to_string().into_bytes());
         self
@@ -62,7 +71,9 @@ impl Request {
     }
 
     pub fn send(self) -> Result<Response, EgressError> {
-        let timeout_ms = self.timeout.map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX));
+        let timeout_ms = self
+            .timeout
+            .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX));
         let request = egress::Request {
             method: self.method,
             url: self.url,
@@ -71,7 +82,11 @@ impl Request {
             timeout_ms,
         };
         egress::send(&request)
-            .map(|r| Response { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(EgressError)
     }
 }
@@ -91,7 +106,10 @@ impl Response {
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON, if it is JSON.

@@ -10,7 +10,10 @@ use crate::engine::WorkflowRun;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("run store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("run store: a stored run is not readable: {0}")]
     Corrupt(serde_json::Error),
 }
@@ -31,7 +34,10 @@ pub struct RunSummary {
 impl RunStore {
     pub fn open(path: &Path) -> Result<RunStore, StoreError> {
         let display = path.display().to_string();
-        let err = |source| StoreError::Sqlite { path: display.clone(), source };
+        let err = |source| StoreError::Sqlite {
+            path: display.clone(),
+            source,
+        };
         let db = Connection::open(path).map_err(err)?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -47,15 +53,24 @@ impl RunStore {
              CREATE INDEX IF NOT EXISTS workflow_runs_created ON workflow_runs (created_at);",
         )
         .map_err(err)?;
-        Ok(RunStore { path: display, db: Mutex::new(db) })
+        Ok(RunStore {
+            path: display,
+            db: Mutex::new(db),
+        })
     }
 
     /// Inserts or replaces the run (called when it starts and when it ends).
     pub fn save(&self, run: &WorkflowRun) -> Result<(), StoreError> {
         let json = serde_json::to_string(run).map_err(StoreError::Corrupt)?;
         let status = serde_json::to_value(run.status).map_err(StoreError::Corrupt)?;
-        let result = run.result.map(|r| serde_json::to_value(r).map_err(StoreError::Corrupt)).transpose()?;
-        let db = self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = run
+            .result
+            .map(|r| serde_json::to_value(r).map_err(StoreError::Corrupt))
+            .transpose()?;
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         db.execute(
             "INSERT OR REPLACE INTO workflow_runs (identifier, workflow, status, result, created_at, run)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -73,18 +88,35 @@ impl RunStore {
     }
 
     pub fn get(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
-        let db = self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let json: Option<String> = db
-            .query_row("SELECT run FROM workflow_runs WHERE identifier = ?1", [identifier], |row| row.get(0))
+            .query_row(
+                "SELECT run FROM workflow_runs WHERE identifier = ?1",
+                [identifier],
+                |row| row.get(0),
+            )
             .optional()
-            .map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })?;
-        json.map(|j| serde_json::from_str(&j).map_err(StoreError::Corrupt)).transpose()
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })?;
+        json.map(|j| serde_json::from_str(&j).map_err(StoreError::Corrupt))
+            .transpose()
     }
 
     /// The most recent runs, newest first.
     pub fn list(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        let db = self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let err = |source| StoreError::Sqlite { path: self.path.clone(), source };
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let err = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
         let mut statement = db
             .prepare(
                 "SELECT identifier, workflow, result, created_at FROM workflow_runs
@@ -129,7 +161,9 @@ mod tests {
     fn saves_replaces_and_lists_newest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = RunStore::open(&dir.path().join("runs.db")).unwrap();
-        store.save(&run("wfr_a", "2026-01-01T00:00:00.000Z")).unwrap();
+        store
+            .save(&run("wfr_a", "2026-01-01T00:00:00.000Z"))
+            .unwrap();
         let mut later = run("wfr_b", "2026-01-02T00:00:00.000Z");
         later.result = Some(RunResult::Failed);
         store.save(&later).unwrap();

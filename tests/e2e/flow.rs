@@ -6,7 +6,10 @@ use crate::support::{Receiver, Reply, Scene, node_run};
 
 fn webhook(id: &str, url: &str, extra: Value) -> Value {
     let mut config = json!({"type": "WEBHOOK", "url": url});
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({"identifier": id, "config": config})
 }
 
@@ -17,7 +20,9 @@ fn workflow(nodes: Vec<Value>, connections: Vec<(&str, &str, Value)>) -> String 
         .into_iter()
         .map(|(from, to, extra)| {
             let mut c = json!({"sourceIdentifier": from, "targetIdentifier": to});
-            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             c
         })
         .collect();
@@ -27,7 +32,15 @@ fn workflow(nodes: Vec<Value>, connections: Vec<(&str, &str, Value)>) -> String 
 fn run(scene: &Scene, receiver: &Receiver, text: &str, inputs: Value) -> crate::support::Run {
     let wf = scene.write("wf.json", text);
     let policy = scene.allow_policy(receiver);
-    scene.airlock(&["run", wf.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--inputs", &inputs.to_string(), "--json"])
+    scene.airlock(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--inputs",
+        &inputs.to_string(),
+        "--json",
+    ])
 }
 
 #[test]
@@ -45,8 +58,16 @@ fn condition_picks_the_first_true_outlet_else_the_fallback() {
         ],
         vec![
             ("start", "route", json!({})),
-            ("route", "big_hook", json!({"sourceOutletIdentifier": "big"})),
-            ("route", "also_hook", json!({"sourceOutletIdentifier": "also_big"})),
+            (
+                "route",
+                "big_hook",
+                json!({"sourceOutletIdentifier": "big"}),
+            ),
+            (
+                "route",
+                "also_hook",
+                json!({"sourceOutletIdentifier": "also_big"}),
+            ),
             ("route", "small_hook", json!({"fallback": true})),
         ],
     );
@@ -73,16 +94,26 @@ fn variables_replace_the_output_and_flow_on_with_their_types() {
     let text = workflow(
         vec![
             create,
-            webhook("use", &format!("{base}/use"), json!({"body": {"id": "{{ .outputs.create.resourceId }}",
-                "status": "{{ .outputs.create.status }}", "label": "tag {{ .outputs.create.first }}"}})),
+            webhook(
+                "use",
+                &format!("{base}/use"),
+                json!({"body": {"id": "{{ .outputs.create.resourceId }}",
+                "status": "{{ .outputs.create.status }}", "label": "tag {{ .outputs.create.first }}"}}),
+            ),
         ],
         vec![("start", "create", json!({})), ("create", "use", json!({}))],
     );
     let scene = Scene::new();
     let out = run(&scene, &receiver, &text, json!({}));
     out.expect_code(0);
-    assert_eq!(node_run(&out.json(), "create")["output"], json!({"resourceId": 7, "status": 201, "first": "a"}));
-    assert_eq!(receiver.requests()[1].json(), json!({"id": 7, "status": 201, "label": "tag a"}));
+    assert_eq!(
+        node_run(&out.json(), "create")["output"],
+        json!({"resourceId": 7, "status": 201, "first": "a"})
+    );
+    assert_eq!(
+        receiver.requests()[1].json(),
+        json!({"id": 7, "status": 201, "label": "tag a"})
+    );
 }
 
 #[test]
@@ -93,7 +124,10 @@ fn non_2xx_fails_the_node_and_the_run_with_exit_1() {
     });
     let base = receiver.url();
     let text = workflow(
-        vec![webhook("call", &format!("{base}/fail"), json!({})), webhook("after", &format!("{base}/after"), json!({}))],
+        vec![
+            webhook("call", &format!("{base}/fail"), json!({})),
+            webhook("after", &format!("{base}/after"), json!({})),
+        ],
         vec![("start", "call", json!({})), ("call", "after", json!({}))],
     );
     let scene = Scene::new();
@@ -104,13 +138,25 @@ fn non_2xx_fails_the_node_and_the_run_with_exit_1() {
     let call = node_run(&json, "call");
     assert_eq!(call["result"], "FAILED");
     let error = call["error"].as_str().unwrap();
-    assert!(error.contains("HTTP 503") && error.contains("maintenance"), "{error}");
+    assert!(
+        error.contains("HTTP 503") && error.contains("maintenance"),
+        "{error}"
+    );
     // Terminate (the default) stops the run: the next node never sends.
     assert_eq!(receiver.requests().len(), 1);
     // The human summary says it too.
-    let human = scene.airlock(&["run", scene.path("wf.json").to_str().unwrap(), "--policy", scene.path("airlock.toml").to_str().unwrap()]);
+    let human = scene.airlock(&[
+        "run",
+        scene.path("wf.json").to_str().unwrap(),
+        "--policy",
+        scene.path("airlock.toml").to_str().unwrap(),
+    ]);
     human.expect_code(1);
-    assert!(human.stdout().contains("FAIL") && human.stdout().contains("HTTP 503"), "{}", human.stdout());
+    assert!(
+        human.stdout().contains("FAIL") && human.stdout().contains("HTTP 503"),
+        "{}",
+        human.stdout()
+    );
 }
 
 #[test]
@@ -122,8 +168,16 @@ fn on_failure_continue_records_the_error_and_goes_on() {
     let base = receiver.url();
     let text = workflow(
         vec![
-            webhook("call", &format!("{base}/fail"), json!({"onFailure": "continue"})),
-            webhook("after", &format!("{base}/after"), json!({"body": {"previous": "{{ .outputs.call.error.message }}"}})),
+            webhook(
+                "call",
+                &format!("{base}/fail"),
+                json!({"onFailure": "continue"}),
+            ),
+            webhook(
+                "after",
+                &format!("{base}/after"),
+                json!({"body": {"previous": "{{ .outputs.call.error.message }}"}}),
+            ),
         ],
         vec![("start", "call", json!({})), ("call", "after", json!({}))],
     );
@@ -132,9 +186,17 @@ fn on_failure_continue_records_the_error_and_goes_on() {
     out.expect_code(0);
     let json = out.json();
     assert_eq!(node_run(&json, "call")["result"], "FAILED");
-    assert!(json["outputs"]["call"]["error"]["message"].as_str().unwrap().contains("HTTP 500"));
+    assert!(
+        json["outputs"]["call"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500")
+    );
     let sent = receiver.requests()[1].json();
-    assert!(sent["previous"].as_str().unwrap().contains("HTTP 500"), "{sent}");
+    assert!(
+        sent["previous"].as_str().unwrap().contains("HTTP 500"),
+        "{sent}"
+    );
 }
 
 #[test]
@@ -142,15 +204,26 @@ fn a_denied_destination_is_not_contacted_fails_the_node_and_is_audited() {
     let allowed = Receiver::start();
     let forbidden = Receiver::start();
     let text = workflow(
-        vec![webhook("sneak", &format!("{}/steal", forbidden.url()), json!({}))],
+        vec![webhook(
+            "sneak",
+            &format!("{}/steal", forbidden.url()),
+            json!({}),
+        )],
         vec![("start", "sneak", json!({}))],
     );
     let scene = Scene::new();
     // The policy names only the other server, so this loopback port stays forbidden.
     let out = run(&scene, &allowed, &text, json!({}));
     out.expect_code(1);
-    assert_eq!(forbidden.connections(), 0, "the forbidden server was contacted");
-    let error = node_run(&out.json(), "sneak")["error"].as_str().unwrap().to_string();
+    assert_eq!(
+        forbidden.connections(),
+        0,
+        "the forbidden server was contacted"
+    );
+    let error = node_run(&out.json(), "sneak")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.contains("denied"), "{error}");
     let audit = scene.audit_records();
     assert_eq!(audit.len(), 1);
@@ -165,14 +238,21 @@ fn a_denied_destination_is_not_contacted_fails_the_node_and_is_audited() {
 #[test]
 fn runs_are_stored_and_listed() {
     let receiver = Receiver::start();
-    let text = workflow(vec![webhook("call", &format!("{}/x", receiver.url()), json!({}))], vec![("start", "call", json!({}))]);
+    let text = workflow(
+        vec![webhook("call", &format!("{}/x", receiver.url()), json!({}))],
+        vec![("start", "call", json!({}))],
+    );
     let scene = Scene::new();
     let out = run(&scene, &receiver, &text, json!({}));
     out.expect_code(0);
     let id = out.json()["identifier"].as_str().unwrap().to_string();
     assert!(id.starts_with("wfr_") && id.len() == 20, "{id}");
     let listed = scene.airlock(&["runs"]);
-    assert!(listed.stdout().contains(&id) && listed.stdout().contains("SUCCESS"), "{}", listed.stdout());
+    assert!(
+        listed.stdout().contains(&id) && listed.stdout().contains("SUCCESS"),
+        "{}",
+        listed.stdout()
+    );
     let shown = scene.airlock(&["runs", &id]);
     shown.expect_code(0);
     let stored: Value = serde_json::from_str(&shown.stdout()).unwrap();

@@ -25,7 +25,10 @@ fn assert_nowhere(scene: &Scene, out: &crate::support::Run) {
         assert!(!text.contains(CANARY), "secret in {place}: {text}");
     }
     let state = scene.state_bytes();
-    assert!(!String::from_utf8_lossy(&state).contains(CANARY), "secret in the state dir");
+    assert!(
+        !String::from_utf8_lossy(&state).contains(CANARY),
+        "secret in the state dir"
+    );
 }
 
 #[test]
@@ -35,34 +38,70 @@ fn secret_from_file_reaches_only_the_server() {
     let wf = scene.write("wf.json", &workflow(&receiver.url()));
     let policy = scene.allow_policy(&receiver);
     let secrets = scene.write("secrets.json", &json!({"api-token": CANARY}).to_string());
-    let out = scene.airlock(&["run", wf.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--secrets", secrets.to_str().unwrap(), "--json"]);
+    let out = scene.airlock(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--secrets",
+        secrets.to_str().unwrap(),
+        "--json",
+    ]);
     out.expect_code(0);
     let got = &receiver.requests()[0];
     assert_eq!(got.query.as_deref(), Some(&*format!("key={CANARY}")));
-    assert_eq!(got.header("authorization"), Some(&*format!("Bearer {CANARY}")));
+    assert_eq!(
+        got.header("authorization"),
+        Some(&*format!("Bearer {CANARY}"))
+    );
     assert_eq!(got.json()["token"], CANARY);
     assert_nowhere(&scene, &out);
     let audit = scene.audit_records();
-    assert!(audit[0]["url"].as_str().unwrap().ends_with("/hook?key=[secret:api-token]"), "{}", audit[0]["url"]);
+    assert!(
+        audit[0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/hook?key=[secret:api-token]"),
+        "{}",
+        audit[0]["url"]
+    );
 }
 
 #[test]
 fn secret_from_environment_and_echoed_back_is_redacted() {
     // The server echoes everything it got, in the body and a header.
     let receiver = Receiver::with_routes(|r| {
-        let mut reply = Reply::json(200, json!({"echo": String::from_utf8_lossy(&r.body), "auth": r.header("authorization")}));
-        reply.headers.push(("x-echo".into(), r.header("authorization").unwrap_or_default().to_string()));
+        let mut reply = Reply::json(
+            200,
+            json!({"echo": String::from_utf8_lossy(&r.body), "auth": r.header("authorization")}),
+        );
+        reply.headers.push((
+            "x-echo".into(),
+            r.header("authorization").unwrap_or_default().to_string(),
+        ));
         reply
     });
     let mut scene = Scene::new();
     scene.env("AIRLOCK_SECRET_API_TOKEN", CANARY);
     let wf = scene.write("wf.json", &workflow(&receiver.url()));
     let policy = scene.allow_policy(&receiver);
-    let out = scene.airlock(&["run", wf.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--json"]);
+    let out = scene.airlock(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--json",
+    ]);
     out.expect_code(0);
     assert_eq!(receiver.requests()[0].json()["token"], CANARY);
     let output = &out.json()["outputs"]["call"];
-    assert!(output["auth"].as_str().unwrap().contains("[secret:api-token]"), "{output}");
+    assert!(
+        output["auth"]
+            .as_str()
+            .unwrap()
+            .contains("[secret:api-token]"),
+        "{output}"
+    );
     assert_nowhere(&scene, &out);
 }
 
@@ -73,14 +112,36 @@ fn secret_outside_its_scope_is_refused_and_not_sent() {
     let wf = scene.write("wf.json", &workflow(&receiver.url()));
     let policy = scene.write(
         "airlock.toml",
-        &format!("[egress]\nallow = [\"{}\"]\n\n[secrets.api-token]\nhosts = [\"api.example.com\"]\n", receiver.url()),
+        &format!(
+            "[egress]\nallow = [\"{}\"]\n\n[secrets.api-token]\nhosts = [\"api.example.com\"]\n",
+            receiver.url()
+        ),
     );
     let secrets = scene.write("secrets.json", &json!({"api-token": CANARY}).to_string());
-    let out = scene.airlock(&["run", wf.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--secrets", secrets.to_str().unwrap(), "--json"]);
+    let out = scene.airlock(&[
+        "run",
+        wf.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--secrets",
+        secrets.to_str().unwrap(),
+        "--json",
+    ]);
     out.expect_code(1);
     assert_eq!(receiver.connections(), 0);
     let audit = scene.audit_records();
     assert_eq!(audit[0]["decision"], "deny");
-    assert!(audit[0]["rule"].as_str().unwrap_or_default().contains("api-token") || audit[0]["error"].as_str().unwrap_or_default().contains("api-token"), "{}", audit[0]);
+    assert!(
+        audit[0]["rule"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("api-token")
+            || audit[0]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("api-token"),
+        "{}",
+        audit[0]
+    );
     assert_nowhere(&scene, &out);
 }

@@ -12,7 +12,10 @@ const SECRETS: &str = r#"{"api-token": "canary-api-token-5b1e", "webhook-token":
 fn run_fixture(name: &str, inputs: Value, receiver: Receiver) -> (Vec<Received>, Value, Scene) {
     let text = std::fs::read_to_string(repo_root().join("tests/fixtures/spec").join(name)).unwrap();
     let scene = Scene::new();
-    let workflow = scene.write("workflow.json", &text.replace(FIXTURE_SERVER, &receiver.url()));
+    let workflow = scene.write(
+        "workflow.json",
+        &text.replace(FIXTURE_SERVER, &receiver.url()),
+    );
     let policy = scene.allow_policy(&receiver);
     let secrets = scene.write("secrets.json", SECRETS);
     let run = scene.airlock(&[
@@ -46,7 +49,10 @@ fn basic_example_posts_the_trigger_fields_as_json() {
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/deploy");
     assert_eq!(request.header("content-type"), Some("application/json"));
-    assert_eq!(request.json(), json!({"service": "checkout", "version": "1.2.3", "environment": "prod"}));
+    assert_eq!(
+        request.json(),
+        json!({"service": "checkout", "version": "1.2.3", "environment": "prod"})
+    );
     let node = node_run(&run, "send-webhook");
     assert_eq!(node["result"], "SUCCESS");
     assert_eq!(node["output"]["response"]["status"], 200);
@@ -55,11 +61,18 @@ fn basic_example_posts_the_trigger_fields_as_json() {
 
 #[test]
 fn custom_headers_example_sends_headers_and_the_injected_secret() {
-    let (requests, run, scene) = run_fixture("custom-headers.json", json!({"data": "payload-1"}), Receiver::start());
+    let (requests, run, scene) = run_fixture(
+        "custom-headers.json",
+        json!({"data": "payload-1"}),
+        Receiver::start(),
+    );
     let request = only(&requests);
     assert_eq!(request.path, "/webhook");
     assert_eq!(request.header("x-custom-header"), Some("custom-value"));
-    assert_eq!(request.header("authorization"), Some("Bearer canary-api-token-5b1e"));
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer canary-api-token-5b1e")
+    );
     assert_eq!(request.json(), json!({"data": "payload-1"}));
     // The value went to the server and nowhere else.
     assert!(!run.to_string().contains("canary-api-token-5b1e"));
@@ -72,13 +85,26 @@ fn using_secrets_example_puts_secrets_in_query_and_header() {
     let request = only(&requests);
     assert_eq!(request.path, "/webhook");
     assert_eq!(request.query.as_deref(), Some("token=canary-webhook-9d2f"));
-    assert_eq!(request.header("authorization"), Some("Bearer canary-api-key-3c7a"));
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer canary-api-key-3c7a")
+    );
     assert_eq!(request.json(), json!({"message": "Hello from Port"}));
     let audit = scene.audit_records();
     assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0]["url"], format!("{}/webhook?token=[secret:webhook-token]", requests_base(&audit)));
-    let mut names: Vec<String> =
-        audit[0]["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        audit[0]["url"],
+        format!(
+            "{}/webhook?token=[secret:webhook-token]",
+            requests_base(&audit)
+        )
+    );
+    let mut names: Vec<String> = audit[0]["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["api-key", "webhook-token"]);
     for canary in ["canary-webhook-9d2f", "canary-api-key-3c7a"] {
@@ -95,7 +121,9 @@ fn requests_base(audit: &[Value]) -> String {
 
 #[test]
 fn synchronous_example_returns_the_response_to_later_nodes() {
-    let receiver = Receiver::with_routes(|r| Reply::json(201, json!({"id": "res_42", "name": r.json()["name"]})));
+    let receiver = Receiver::with_routes(|r| {
+        Reply::json(201, json!({"id": "res_42", "name": r.json()["name"]}))
+    });
     let (requests, run, _) = run_fixture("synchronous.json", json!({"name": "db"}), receiver);
     assert_eq!(only(&requests).json(), json!({"name": "db"}));
     let output = &node_run(&run, "create_resource")["output"];
@@ -125,7 +153,10 @@ fn slack_example_renders_templates_inside_nested_arrays() {
     let body = only(&requests).json();
     assert_eq!(only(&requests).path, "/services/xxx/yyy/zzz");
     assert_eq!(body["text"], "Deployment started");
-    assert_eq!(body["blocks"][0]["text"]["text"], "*api* is being deployed to *staging*");
+    assert_eq!(
+        body["blocks"][0]["text"]["text"],
+        "*api* is being deployed to *staging*"
+    );
     assert_eq!(body["blocks"][0]["type"], "section");
 }
 
@@ -134,10 +165,22 @@ fn github_example_templates_the_url_path() {
     let inputs = json!({"repo": "acme/shop", "environment": "prod", "version": "9.9.9"});
     let (requests, _, _) = run_fixture("github-workflow.json", inputs, Receiver::start());
     let request = only(&requests);
-    assert_eq!(request.path, "/repos/acme/shop/actions/workflows/deploy.yml/dispatches");
-    assert_eq!(request.header("accept"), Some("application/vnd.github.v3+json"));
-    assert_eq!(request.header("authorization"), Some("Bearer canary-github-8e4b"));
-    assert_eq!(request.json(), json!({"ref": "main", "inputs": {"environment": "prod", "version": "9.9.9"}}));
+    assert_eq!(
+        request.path,
+        "/repos/acme/shop/actions/workflows/deploy.yml/dispatches"
+    );
+    assert_eq!(
+        request.header("accept"),
+        Some("application/vnd.github.v3+json")
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer canary-github-8e4b")
+    );
+    assert_eq!(
+        request.json(),
+        json!({"ref": "main", "inputs": {"environment": "prod", "version": "9.9.9"}})
+    );
 }
 
 #[test]

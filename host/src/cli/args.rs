@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "airlock", version, about = "Run workflow files whose nodes are sandboxed WebAssembly components, behind an egress gate")]
+#[command(
+    name = "airlock",
+    version,
+    about = "Run workflow files whose nodes are sandboxed WebAssembly components, behind an egress gate"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -71,7 +75,12 @@ pub struct AuditArgs {
     pub decision: Option<String>,
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock", global = true)]
+    #[arg(
+        long,
+        env = "AIRLOCK_STATE_DIR",
+        default_value = ".airlock",
+        global = true
+    )]
     pub state_dir: PathBuf,
 }
 

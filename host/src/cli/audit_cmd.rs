@@ -25,9 +25,17 @@ pub(crate) fn audit(args: AuditArgs) -> Result<u8, Exit> {
         None => None,
         Some("allow") => Some(Decision::Allow),
         Some("deny") => Some(Decision::Deny),
-        Some(other) => return Err(invalid(anyhow!("--decision {other}: expected allow or deny"))),
+        Some(other) => {
+            return Err(invalid(anyhow!(
+                "--decision {other}: expected allow or deny"
+            )));
+        }
     };
-    let filter = AuditFilter { run: args.run, node: args.node, decision };
+    let filter = AuditFilter {
+        run: args.run,
+        node: args.node,
+        decision,
+    };
     let records = audit::read(&path, &filter).map_err(failed)?;
     if args.json {
         for record in &records {

@@ -39,7 +39,9 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
     tokio::spawn(serve(listener, Arc::new(expected_token)));
 
     let mut inputs: Value = serde_json::from_str(
-        &std::fs::read_to_string(file("inputs.json")).context("reading examples/inputs.json").map_err(invalid)?,
+        &std::fs::read_to_string(file("inputs.json"))
+            .context("reading examples/inputs.json")
+            .map_err(invalid)?,
     )
     .context("examples/inputs.json")
     .map_err(invalid)?;
@@ -57,7 +59,10 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
     let (run, code) = run_cmd::execute(run_args).await?;
     println!("\n{}", print::summary(&run));
 
-    let filter = AuditFilter { run: Some(run.identifier.clone()), ..AuditFilter::default() };
+    let filter = AuditFilter {
+        run: Some(run.identifier.clone()),
+        ..AuditFilter::default()
+    };
     let audit_path = state_dir.join("audit.jsonl");
     let records = audit::read(&audit_path, &filter).map_err(failed)?;
     println!("audit trail ({}, this run):", audit_path.display());
@@ -69,8 +74,10 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
 
 /// The demo secret, so the receiver can say whether the gate put it in (without printing it).
 fn demo_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let secrets: Value = serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let secrets: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
     secrets["receiver-token"]
         .as_str()
         .map(str::to_string)
@@ -84,7 +91,11 @@ async fn bind_receiver() -> anyhow::Result<(TcpListener, SocketAddr)> {
             return Ok((listener, addr));
         }
     }
-    Err(anyhow!("ports {}-{} on 127.0.0.1 are all busy", PORTS.start(), PORTS.end()))
+    Err(anyhow!(
+        "ports {}-{} on 127.0.0.1 are all busy",
+        PORTS.start(),
+        PORTS.end()
+    ))
 }
 
 async fn serve(listener: TcpListener, token: Arc<String>) {
@@ -92,7 +103,8 @@ async fn serve(listener: TcpListener, token: Arc<String>) {
     while let Ok((stream, _)) = listener.accept().await {
         let (token, counter) = (token.clone(), counter.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| receive(request, token.clone(), counter.clone()));
+            let service =
+                service_fn(move |request| receive(request, token.clone(), counter.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -108,16 +120,23 @@ async fn receive(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let auth = match request.headers().get("authorization") {
-        Some(v) if v.as_bytes() == format!("Bearer {token}").as_bytes() => "secret injected by the gate: valid token",
+        Some(v) if v.as_bytes() == format!("Bearer {token}").as_bytes() => {
+            "secret injected by the gate: valid token"
+        }
         Some(_) => "wrong token",
         None => "no Authorization header",
     };
     let body = request.into_body().collect().await?.to_bytes();
-    println!("  receiver <- {method} {path}  {}  ({auth})", String::from_utf8_lossy(&body));
+    println!(
+        "  receiver <- {method} {path}  {}  ({auth})",
+        String::from_utf8_lossy(&body)
+    );
     let reply = match path.as_str() {
         "/resources" => {
             let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let name = serde_json::from_slice::<Value>(&body).ok().and_then(|b| b.get("name").cloned());
+            let name = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| b.get("name").cloned());
             (201, json!({ "id": format!("res_{n:04}"), "name": name }))
         }
         _ => (200, json!({ "ok": true })),

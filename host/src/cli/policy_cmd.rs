@@ -1,8 +1,8 @@
 //! `airlock policy check|test`: what a policy allows, and what it decides for one URL.
 
+use super::Exit;
 use super::args::{PolicyAction, PolicyArgs};
 use super::setup::load_policy;
-use super::Exit;
 use crate::egress::check_url;
 
 pub(crate) async fn policy(args: PolicyArgs) -> Result<u8, Exit> {

@@ -12,15 +12,27 @@ pub(crate) fn summary(run: &WorkflowRun) -> String {
         Some(RunResult::Cancelled) => "CANCELLED",
         None => "IN PROGRESS",
     };
-    let _ = writeln!(out, "run {}  workflow {}  {result}", run.identifier, run.workflow);
-    let width = run.node_runs.iter().map(|n| n.node.len()).max().unwrap_or(4);
+    let _ = writeln!(
+        out,
+        "run {}  workflow {}  {result}",
+        run.identifier, run.workflow
+    );
+    let width = run
+        .node_runs
+        .iter()
+        .map(|n| n.node.len())
+        .max()
+        .unwrap_or(4);
     for node in &run.node_runs {
         let mark = match node.result {
             Some(RunResult::Success) => "ok  ",
             Some(RunResult::Failed) => "FAIL",
             _ => "..  ",
         };
-        let http = node.http_status().map(|s| format!("HTTP {s}")).unwrap_or_default();
+        let http = node
+            .http_status()
+            .map(|s| format!("HTTP {s}"))
+            .unwrap_or_default();
         let _ = write!(
             out,
             "  {mark} {:<width$}  {:<18} {:>6} ms  {http}",

@@ -14,7 +14,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Exit> {
     let json = args.json;
     let (run, code) = execute(args).await?;
     if json {
-        let text = serde_json::to_string_pretty(&run).context("printing the run").map_err(failed)?;
+        let text = serde_json::to_string_pretty(&run)
+            .context("printing the run")
+            .map_err(failed)?;
         println!("{text}");
     } else {
         print!("{}", print::summary(&run));
@@ -31,7 +33,8 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     let trigger = pick_trigger(&workflow, args.trigger.as_deref()).map_err(invalid)?;
     let mut payload = inputs::parse(args.inputs.as_deref()).map_err(invalid)?;
     if let Some(user_inputs) = trigger.user_inputs() {
-        inputs::check_user_inputs(&trigger.identifier, user_inputs, &mut payload).map_err(invalid)?;
+        inputs::check_user_inputs(&trigger.identifier, user_inputs, &mut payload)
+            .map_err(invalid)?;
     }
     require_secrets(&workflow, &secrets, &args.workflow.display().to_string()).map_err(invalid)?;
 
@@ -45,7 +48,11 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
 }
 
 pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
-    let policy = args.policy.as_deref().map(|p| setup::load_policy(Some(p))).transpose()?;
+    let policy = args
+        .policy
+        .as_deref()
+        .map(|p| setup::load_policy(Some(p)))
+        .transpose()?;
     let workflow = Workflow::load(&args.workflow, &[]).map_err(invalid)?;
     println!(
         "{}: valid workflow \"{}\" ({} nodes, {} connections)",
@@ -65,7 +72,10 @@ pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
     let store = RunStore::open(&state.runs()).map_err(failed)?;
     match args.run {
         Some(id) => {
-            let run = store.get(&id).map_err(failed)?.ok_or_else(|| invalid(anyhow!("no run {id} in {}", state.runs().display())))?;
+            let run = store
+                .get(&id)
+                .map_err(failed)?
+                .ok_or_else(|| invalid(anyhow!("no run {id} in {}", state.runs().display())))?;
             println!("{}", serde_json::to_string_pretty(&run).map_err(failed)?);
         }
         None => {
@@ -85,7 +95,13 @@ pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
 
 fn pick_trigger<'w>(workflow: &'w Workflow, wanted: Option<&str>) -> anyhow::Result<&'w Node> {
     let triggers = workflow.triggers();
-    let names = || triggers.iter().map(|t| t.identifier.as_str()).collect::<Vec<_>>().join(", ");
+    let names = || {
+        triggers
+            .iter()
+            .map(|t| t.identifier.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match wanted {
         Some(id) => triggers
             .iter()
@@ -93,7 +109,10 @@ fn pick_trigger<'w>(workflow: &'w Workflow, wanted: Option<&str>) -> anyhow::Res
             .copied()
             .ok_or_else(|| anyhow!("--trigger {id}: no such trigger (triggers: {})", names())),
         None if triggers.len() == 1 => Ok(triggers[0]),
-        None => Err(anyhow!("the workflow has several triggers ({}): pick one with --trigger", names())),
+        None => Err(anyhow!(
+            "the workflow has several triggers ({}): pick one with --trigger",
+            names()
+        )),
     }
 }
 
@@ -109,5 +128,9 @@ fn require_secrets(workflow: &Workflow, secrets: &SecretStore, origin: &str) -> 
             format!("{origin}: node \"{node}\" uses secret \"{name}\", which is not defined (pass --secrets FILE or set {var})")
         })
         .collect();
-    if missing.is_empty() { Ok(()) } else { Err(anyhow!(missing.join("\n"))) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(missing.join("\n")))
+    }
 }

@@ -44,7 +44,11 @@ pub(crate) fn load_secrets(path: Option<&Path>) -> Result<SecretStore, Exit> {
 }
 
 /// Builds the process-wide runtime: sandbox (compiles or loads the built-in nodes), gate, audit.
-pub(crate) fn runtime(state: &StateDir<'_>, policy: Policy, secrets: SecretStore) -> Result<Runtime, Exit> {
+pub(crate) fn runtime(
+    state: &StateDir<'_>,
+    policy: Policy,
+    secrets: SecretStore,
+) -> Result<Runtime, Exit> {
     state.create()?;
     let audit = AuditLog::open(&state.audit()).map_err(failed)?;
     let sandbox = Sandbox::new(&state.cache()).map_err(failed)?;

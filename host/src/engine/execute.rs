@@ -80,7 +80,17 @@ impl Runtime {
             );
             let step = match &node.kind {
                 NodeKind::Condition => condition_step(node, &ctx),
-                _ => self.action_step(workflow, node, &run.identifier, &node_run_id, bindings, &ctx).await,
+                _ => {
+                    self.action_step(
+                        workflow,
+                        node,
+                        &run.identifier,
+                        &node_run_id,
+                        bindings,
+                        &ctx,
+                    )
+                    .await
+                }
             };
             let failed = step.error.is_some();
             let output = if failed && node.on_failure == OnFailure::Continue {
@@ -94,7 +104,11 @@ impl Runtime {
                 node: node.identifier.clone(),
                 node_type: node.kind.type_name().to_string(),
                 status: RunStatus::Completed,
-                result: Some(if failed { RunResult::Failed } else { RunResult::Success }),
+                result: Some(if failed {
+                    RunResult::Failed
+                } else {
+                    RunResult::Success
+                }),
                 output,
                 error: step.error,
                 logs: step.logs,
@@ -125,7 +139,12 @@ impl Runtime {
         mut bindings: Bindings,
         ctx: &Value,
     ) -> Step {
-        let fail = |error: String| Step { output: Value::Null, error: Some(error), logs: Vec::new(), outlet: None };
+        let fail = |error: String| Step {
+            output: Value::Null,
+            error: Some(error),
+            logs: Vec::new(),
+            outlet: None,
+        };
         let type_name = node.kind.type_name();
         let Some(component) = self.nodes.get(type_name) else {
             return fail(format!("no node component serves type {type_name}"));
@@ -152,7 +171,10 @@ impl Runtime {
             caller,
             limits: self.limits.clone(),
         };
-        let outcome = self.sandbox.run(component, self.gate.clone(), invocation).await;
+        let outcome = self
+            .sandbox
+            .run(component, self.gate.clone(), invocation)
+            .await;
         let logs = outcome
             .logs
             .iter()
@@ -168,13 +190,31 @@ impl Runtime {
             // Handles are not secrets, but they mean nothing outside this node run: show names.
             Ok(text) => match serde_json::from_str::<Value>(&bindings.mask(&text)) {
                 Ok(output) => output,
-                Err(e) => return Step { logs, ..fail(format!("the node returned invalid JSON: {e}")) },
+                Err(e) => {
+                    return Step {
+                        logs,
+                        ..fail(format!("the node returned invalid JSON: {e}"))
+                    };
+                }
             },
-            Err(message) => return Step { logs, ..fail(bindings.mask(&message)) },
+            Err(message) => {
+                return Step {
+                    logs,
+                    ..fail(bindings.mask(&message))
+                };
+            }
         };
         match apply_variables(node, ctx, output) {
-            Ok(output) => Step { output, error: None, logs, outlet: None },
-            Err(error) => Step { logs, ..fail(error) },
+            Ok(output) => Step {
+                output,
+                error: None,
+                logs,
+                outlet: None,
+            },
+            Err(error) => Step {
+                logs,
+                ..fail(error)
+            },
         }
     }
 }
@@ -182,14 +222,18 @@ impl Runtime {
 /// A node's `variables`, when present, replace its output; each is evaluated with `.result`
 /// bound to the raw output (and the usual context alongside).
 fn apply_variables(node: &Node, ctx: &Value, output: Value) -> Result<Value, String> {
-    let Some(variables) = &node.variables else { return Ok(output) };
+    let Some(variables) = &node.variables else {
+        return Ok(output);
+    };
     let mut input = ctx.clone();
     if let Value::Object(fields) = &mut input {
         fields.insert("result".into(), output);
     }
     let mut replaced = Map::new();
     for (name, expr) in variables {
-        let value = expr.eval(&input).map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
+        let value = expr
+            .eval(&input)
+            .map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
         replaced.insert(name.clone(), value);
     }
     Ok(Value::Object(replaced))
@@ -218,5 +262,10 @@ fn condition_step(node: &Node, ctx: &Value) -> Step {
             }
         }
     }
-    Step { output: json!({ "outlet": null, "fallback": true }), error: None, logs: Vec::new(), outlet: Some(None) }
+    Step {
+        output: json!({ "outlet": null, "fallback": true }),
+        error: None,
+        logs: Vec::new(),
+        outlet: Some(None),
+    }
 }

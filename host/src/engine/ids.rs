@@ -12,7 +12,11 @@ pub fn new_node_run_id() -> String {
 }
 
 fn with_prefix(prefix: &str) -> String {
-    let suffix: String = rand::rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect();
+    let suffix: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
     format!("{prefix}{suffix}")
 }
 

@@ -23,7 +23,10 @@ impl NodeRegistry {
     pub fn with_builtins(sandbox: &Sandbox) -> Result<NodeRegistry, RegistryError> {
         let webhook = sandbox
             .load("built-in WEBHOOK node", WEBHOOK_COMPONENT)
-            .map_err(|source| RegistryError::BuiltIn { kind: "WEBHOOK".into(), source })?;
+            .map_err(|source| RegistryError::BuiltIn {
+                kind: "WEBHOOK".into(),
+                source,
+            })?;
         let mut components = HashMap::new();
         components.insert("WEBHOOK".to_string(), webhook);
         Ok(NodeRegistry { components })
@@ -35,6 +38,10 @@ impl NodeRegistry {
 
     /// Config types served by custom (non built-in) nodes, for workflow validation.
     pub fn custom_types(&self) -> Vec<String> {
-        self.components.keys().filter(|t| t.as_str() != "WEBHOOK").cloned().collect()
+        self.components
+            .keys()
+            .filter(|t| t.as_str() != "WEBHOOK")
+            .cloned()
+            .collect()
     }
 }

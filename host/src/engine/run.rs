@@ -59,6 +59,8 @@ impl WorkflowRun {
 impl NodeRun {
     /// The HTTP status a WEBHOOK-like node saw, when its output says.
     pub fn http_status(&self) -> Option<u64> {
-        self.output.pointer("/response/status").and_then(Value::as_u64)
+        self.output
+            .pointer("/response/status")
+            .and_then(Value::as_u64)
     }
 }

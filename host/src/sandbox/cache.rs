@@ -22,7 +22,10 @@ impl CompileCache {
         })?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(CompileCache { dir: dir.to_path_buf(), engine_key: format!("{:016x}", hasher.finish()) })
+        Ok(CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key: format!("{:016x}", hasher.finish()),
+        })
     }
 
     pub(super) fn load_or_compile(
@@ -46,8 +49,13 @@ impl CompileCache {
             what: what.into(),
             reason: format!("{e:#}"),
         })?;
-        let cache_err = |e: String| SandboxError::Cache { path: path.display().to_string(), reason: e };
-        let serialized = component.serialize().map_err(|e| cache_err(format!("{e:#}")))?;
+        let cache_err = |e: String| SandboxError::Cache {
+            path: path.display().to_string(),
+            reason: e,
+        };
+        let serialized = component
+            .serialize()
+            .map_err(|e| cache_err(format!("{e:#}")))?;
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, serialized).map_err(|e| cache_err(e.to_string()))?;

@@ -71,7 +71,10 @@ impl NodeState {
 
 impl WasiView for NodeState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -91,7 +94,11 @@ impl egress::Host for NodeState {
         let result = self.gate.send(&self.caller, request).await;
         self.host_time += waited.elapsed();
         Ok(match result {
-            Ok(r) => Ok(egress::Response { status: r.status, headers: r.headers, body: r.body }),
+            Ok(r) => Ok(egress::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
             Err(EgressError::Denied(why)) => Err(egress::Error::Denied(why)),
             Err(EgressError::InvalidRequest(why)) => Err(egress::Error::InvalidRequest(why)),
             Err(EgressError::Timeout) => Err(egress::Error::Timeout),

@@ -41,7 +41,9 @@ impl NodeLimits {
 /// Epoch callback: traps once the node has spent more than its CPU time in wasm (time spent
 /// waiting on the egress gate does not count), and otherwise yields so that one busy node
 /// cannot hold a tokio worker.
-pub(super) fn cpu_time_check(store: StoreContextMut<'_, NodeState>) -> wasmtime::Result<UpdateDeadline> {
+pub(super) fn cpu_time_check(
+    store: StoreContextMut<'_, NodeState>,
+) -> wasmtime::Result<UpdateDeadline> {
     let state = store.data();
     let used = state.started.elapsed().saturating_sub(state.host_time);
     if used > state.limits.cpu_time {
@@ -51,7 +53,11 @@ pub(super) fn cpu_time_check(store: StoreContextMut<'_, NodeState>) -> wasmtime:
 }
 
 /// Turns a trap or host error into a message naming the cause.
-pub(super) fn explain_trap(error: &wasmtime::Error, state: &NodeState, elapsed: Duration) -> String {
+pub(super) fn explain_trap(
+    error: &wasmtime::Error,
+    state: &NodeState,
+    elapsed: Duration,
+) -> String {
     let limits = &state.limits;
     if state.log_limit_hit {
         return format!("log limit of {} bytes exceeded", limits.max_log_bytes);

@@ -95,25 +95,41 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine);
         let cache = cache::CompileCache::new(cache_dir, &engine)?;
-        Ok(Sandbox { engine, linker, cache })
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     /// Compiles (or loads from the cache) and pre-links a component. `what` names it in errors.
     pub fn load(&self, what: &str, bytes: &[u8]) -> Result<NodeComponent, SandboxError> {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-        let component = self.cache.load_or_compile(&self.engine, what, &digest, bytes)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| SandboxError::WrongWorld { what: what.into(), reason: format!("{e:#}") })?;
-        let pre = ActionNodePre::new(instance_pre)
-            .map_err(|e| SandboxError::WrongWorld { what: what.into(), reason: format!("{e:#}") })?;
+        let component = self
+            .cache
+            .load_or_compile(&self.engine, what, &digest, bytes)?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| SandboxError::WrongWorld {
+                    what: what.into(),
+                    reason: format!("{e:#}"),
+                })?;
+        let pre = ActionNodePre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
+            what: what.into(),
+            reason: format!("{e:#}"),
+        })?;
         Ok(NodeComponent { digest, pre })
     }
 
     /// Runs one node run in a fresh store. Never panics or errors: whatever the node does, the
     /// outcome says what happened.
-    pub async fn run(&self, component: &NodeComponent, gate: Arc<Gate>, call: Invocation) -> NodeOutcome {
+    pub async fn run(
+        &self,
+        component: &NodeComponent,
+        gate: Arc<Gate>,
+        call: Invocation,
+    ) -> NodeOutcome {
         let limits = call.limits.clone();
         let context = Context {
             workflow: call.workflow,
@@ -134,7 +150,10 @@ impl Sandbox {
         })
         .await;
         let result = match attempt {
-            Err(_) => Err(format!("wall-time limit of {} ms exceeded", limits.wall_time.as_millis())),
+            Err(_) => Err(format!(
+                "wall-time limit of {} ms exceeded",
+                limits.wall_time.as_millis()
+            )),
             Ok(Err(trap)) => Err(limits::explain_trap(&trap, store.data(), started.elapsed())),
             Ok(Ok(Err(message))) => Err(message),
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
@@ -143,7 +162,14 @@ impl Sandbox {
         let redact = |text: &str| state.redact(text);
         NodeOutcome {
             result: result.map_err(|m| redact(&m)),
-            logs: state.logs.iter().map(|l| LogLine { level: l.level, message: redact(&l.message) }).collect(),
+            logs: state
+                .logs
+                .iter()
+                .map(|l| LogLine {
+                    level: l.level,
+                    message: redact(&l.message),
+                })
+                .collect(),
         }
     }
 }

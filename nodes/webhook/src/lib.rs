@@ -81,14 +81,20 @@ fn declares_non_json(request: &Request, config: &WebhookConfig) -> bool {
     request.has_header("content-type")
         && config.headers.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("content-type")
-                && value.as_str().is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
+                && value
+                    .as_str()
+                    .is_some_and(|v| !v.to_ascii_lowercase().contains("json"))
         })
 }
 
 fn failure_message(config: &WebhookConfig, response: &Response) -> String {
     let text = response.text();
     let excerpt: String = text.chars().take(ERROR_BODY_EXCERPT).collect();
-    let more = if text.chars().count() > ERROR_BODY_EXCERPT { "…" } else { "" };
+    let more = if text.chars().count() > ERROR_BODY_EXCERPT {
+        "…"
+    } else {
+        ""
+    };
     format!(
         "HTTP {} from {} {}: {}{more}",
         response.status, config.method, config.url, excerpt
@@ -99,7 +105,9 @@ fn output(response: &Response) -> Value {
     let data = if response.body.is_empty() {
         Value::Null
     } else {
-        response.json().unwrap_or_else(|| Value::String(response.text()))
+        response
+            .json()
+            .unwrap_or_else(|| Value::String(response.text()))
     };
     let mut headers = Map::new();
     for (name, value) in &response.headers {

@@ -5,13 +5,16 @@ pub mod receiver;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use receiver::{Receiver, Received, Reply};
+pub use receiver::{Received, Receiver, Reply};
 
 /// The fixtures' placeholder server address, replaced by a test receiver's real one.
 pub const FIXTURE_SERVER: &str = "http://127.0.0.1:18080";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A scratch directory holding a workflow, policy, secrets and the state dir of one test.
@@ -22,7 +25,10 @@ pub struct Scene {
 
 impl Scene {
     pub fn new() -> Scene {
-        Scene { dir: tempfile::tempdir().unwrap(), envs: Vec::new() }
+        Scene {
+            dir: tempfile::tempdir().unwrap(),
+            envs: Vec::new(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -41,7 +47,10 @@ impl Scene {
 
     /// A policy allowing exactly this receiver (loopback must be named explicitly).
     pub fn allow_policy(&self, receiver: &Receiver) -> PathBuf {
-        self.write("airlock.toml", &format!("[egress]\nallow = [\"{}\"]\n", receiver.url()))
+        self.write(
+            "airlock.toml",
+            &format!("[egress]\nallow = [\"{}\"]\n", receiver.url()),
+        )
     }
 
     pub fn env(&mut self, name: &str, value: &str) {
@@ -51,7 +60,10 @@ impl Scene {
     /// Runs `airlock ARGS` with this scene's state dir.
     pub fn airlock(&self, args: &[&str]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
-        command.args(args).env("AIRLOCK_STATE_DIR", self.state_dir()).current_dir(self.dir.path());
+        command
+            .args(args)
+            .env("AIRLOCK_STATE_DIR", self.state_dir())
+            .current_dir(self.dir.path());
         for (name, value) in &self.envs {
             command.env(name, value);
         }
@@ -66,13 +78,18 @@ impl Scene {
     }
 
     pub fn audit_records(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.state_dir().join("audit.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text =
+            std::fs::read_to_string(self.state_dir().join("audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
 fn collect_files(dir: &Path, into: &mut Vec<u8>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -98,11 +115,22 @@ impl Run {
     }
     /// The `--json` run object.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.0.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr()))
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
     }
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code(), code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }

@@ -23,7 +23,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -69,7 +72,9 @@ impl Receiver {
             .enable_all()
             .build()
             .unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -80,14 +85,20 @@ impl Receiver {
                 count.fetch_add(1, Ordering::SeqCst);
                 let (log, router) = (log.clone(), router.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(request, log.clone(), router.clone()));
+                    let service =
+                        service_fn(move |request| handle(request, log.clone(), router.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Receiver { addr, received, connections, _runtime: runtime }
+        Receiver {
+            addr,
+            received,
+            connections,
+            _runtime: runtime,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -115,10 +126,26 @@ async fn handle(
     let headers = request
         .headers()
         .iter()
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let body = request.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
-    let received = Received { method, path, query, headers, body };
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let received = Received {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    };
     let reply = router(&received);
     log.lock().unwrap().push(received);
     let mut response = hyper::Response::builder().status(reply.status);
