@@ -3,7 +3,13 @@
 
 mod support;
 
+mod adversarial;
+mod audit_tamper;
+mod custom_nodes;
 mod flow;
+mod hostile;
 mod invalid;
+mod policy_cli;
 mod secrets;
 mod spec_examples;
+mod wasi_http;

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// The egress policy (TOML). Without it, any public address is allowed and nothing private.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Custom nodes: a directory with a node.toml, or whose sub-directories each hold one.
+    #[arg(long = "nodes", value_name = "DIR")]
+    pub nodes: Vec<PathBuf>,
     /// Where audit log, run store and compile cache live.
     #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
     pub state_dir: PathBuf,
@@ -60,6 +63,12 @@ pub struct ValidateArgs {
     pub workflow: PathBuf,
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Custom nodes (as for `run`); their components are loaded and checked too.
+    #[arg(long = "nodes", value_name = "DIR")]
+    pub nodes: Vec<PathBuf>,
+    /// Holds the compile cache used when checking custom node components.
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Args)]

@@ -52,6 +52,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         trigger: None,
         secrets: Some(file("secrets.json")),
         policy: Some(file("airlock.toml")),
+        nodes: Vec::new(),
         state_dir: ".airlock".into(),
         json: false,
     };

@@ -1,11 +1,14 @@
 //! `airlock run`, `airlock validate` and `airlock runs`.
 
+use std::path::Path;
+
 use anyhow::{Context as _, anyhow};
 
 use super::args::{RunArgs, RunsArgs, ValidateArgs};
 use super::setup::{self, StateDir};
 use super::{Exit, failed, inputs, invalid, print};
-use crate::engine::WorkflowRun;
+use crate::engine::{self, NodeManifest, NodeRegistry, WorkflowRun};
+use crate::sandbox::{NodeLimits, Sandbox};
 use crate::secrets::SecretStore;
 use crate::store::RunStore;
 use crate::workflow::{Node, Workflow};
@@ -29,7 +32,8 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     // Everything that can be wrong with the input is checked before anything is sent.
     let policy = setup::load_policy(args.policy.as_deref())?;
     let secrets = setup::load_secrets(args.secrets.as_deref())?;
-    let workflow = Workflow::load(&args.workflow, &[]).map_err(invalid)?;
+    let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
+    let workflow = load_workflow(&args.workflow, &manifests)?;
     let trigger = pick_trigger(&workflow, args.trigger.as_deref()).map_err(invalid)?;
     let mut payload = inputs::parse(args.inputs.as_deref()).map_err(invalid)?;
     if let Some(user_inputs) = trigger.user_inputs() {
@@ -39,7 +43,11 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     require_secrets(&workflow, &secrets, &args.workflow.display().to_string()).map_err(invalid)?;
 
     let state = StateDir(&args.state_dir);
-    let runtime = setup::runtime(&state, policy, secrets)?;
+    let mut runtime = setup::runtime(&state, policy, secrets)?;
+    runtime
+        .nodes
+        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
+        .map_err(invalid)?;
     let store = RunStore::open(&state.runs()).map_err(failed)?;
     let run = runtime.run(&workflow, trigger, payload).await;
     store.save(&run).map_err(failed)?;
@@ -53,7 +61,16 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
         .as_deref()
         .map(|p| setup::load_policy(Some(p)))
         .transpose()?;
-    let workflow = Workflow::load(&args.workflow, &[]).map_err(invalid)?;
+    let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
+    let workflow = load_workflow(&args.workflow, &manifests)?;
+    if !manifests.is_empty() {
+        // Loading is the check: a component that is not an action node is refused here.
+        let sandbox = Sandbox::new(&StateDir(&args.state_dir).cache()).map_err(failed)?;
+        let mut nodes = NodeRegistry::with_builtins(&sandbox).map_err(failed)?;
+        nodes
+            .add_custom(&sandbox, manifests, &NodeLimits::default())
+            .map_err(invalid)?;
+    }
     println!(
         "{}: valid workflow \"{}\" ({} nodes, {} connections)",
         args.workflow.display(),
@@ -91,6 +108,16 @@ pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
         }
     }
     Ok(0)
+}
+
+/// Validates the workflow with the custom nodes' types, and their secrets against their
+/// manifests.
+fn load_workflow(path: &Path, manifests: &[NodeManifest]) -> Result<Workflow, Exit> {
+    let types: Vec<String> = manifests.iter().map(|m| m.node_type.clone()).collect();
+    let workflow = Workflow::load(path, &types).map_err(invalid)?;
+    engine::check_secrets(manifests, &workflow, &path.display().to_string())
+        .map_err(|problems| invalid(anyhow!(problems)))?;
+    Ok(workflow)
 }
 
 fn pick_trigger<'w>(workflow: &'w Workflow, wanted: Option<&str>) -> anyhow::Result<&'w Node> {

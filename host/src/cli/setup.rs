@@ -9,7 +9,7 @@ use super::{Exit, failed, invalid};
 use crate::audit::AuditLog;
 use crate::egress::{Gate, GateLimits, Policy};
 use crate::engine::{NodeRegistry, Runtime};
-use crate::sandbox::{NodeLimits, Sandbox};
+use crate::sandbox::{PolicyLimits, Sandbox};
 use crate::secrets::SecretStore;
 
 /// The files under the state dir.
@@ -34,7 +34,14 @@ impl StateDir<'_> {
 
 pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy, Exit> {
     match path {
-        Some(path) => Policy::load(path).map_err(invalid),
+        Some(path) => {
+            let policy = Policy::load(path).map_err(invalid)?;
+            // The engine reads [limits]; check it now so a bad value is invalid input.
+            PolicyLimits::from_table(policy.limits_table())
+                .with_context(|| format!("policy {}", path.display()))
+                .map_err(invalid)?;
+            Ok(policy)
+        }
         None => Ok(Policy::default_public()),
     }
 }
@@ -53,12 +60,17 @@ pub(crate) fn runtime(
     let audit = AuditLog::open(&state.audit()).map_err(failed)?;
     let sandbox = Sandbox::new(&state.cache()).map_err(failed)?;
     let nodes = NodeRegistry::with_builtins(&sandbox).map_err(failed)?;
-    let gate = Gate::new(Arc::new(policy), Arc::new(audit), GateLimits::default());
+    let limits = PolicyLimits::from_table(policy.limits_table()).map_err(invalid)?;
+    let gate_limits = GateLimits {
+        max_requests_per_node_run: limits.max_requests(),
+        ..GateLimits::default()
+    };
+    let gate = Gate::new(Arc::new(policy), Arc::new(audit), gate_limits);
     Ok(Runtime {
         sandbox,
         gate: Arc::new(gate),
         secrets: Arc::new(secrets),
         nodes,
-        limits: NodeLimits::default(),
+        limits,
     })
 }

@@ -1,6 +1,7 @@
 //! `Gate::send`: one node request, checked step by step, sent through the pooled client, and
 //! recorded in the audit log before the node gets its answer.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connector::{ConnectError, VettedConnector, VettedPeer};
+use super::pattern::{Pattern, Target};
 use super::policy::Policy;
 use super::{Caller, EgressError, GateLimits, Request, Response};
 use crate::audit::{AuditLog, AuditRecord, Decision};
@@ -51,6 +53,7 @@ struct Who {
     node: String,
     component: String,
     bindings: Arc<Bindings>,
+    node_allow: Option<Arc<Vec<Pattern>>>,
 }
 
 /// What the audit record says, gathered as the request goes through the steps.
@@ -95,6 +98,7 @@ impl Gate {
             node: caller.node.clone(),
             component: caller.component.clone(),
             bindings: Arc::clone(&caller.bindings),
+            node_allow: caller.node_allow.clone(),
         };
         let inner = Arc::clone(&self.inner);
         // A separate task: dropping this future cannot stop a request between leaving and
@@ -200,9 +204,23 @@ impl Inner {
         if !decision.allowed {
             return Err(EgressError::Denied(decision.rule));
         }
+        if let Some(allow) = &caller.node_allow {
+            let matched =
+                Target::from_url(&url).is_some_and(|t| allow.iter().any(|p| p.matches(&t)));
+            if !matched {
+                let reason = format!(
+                    "node manifest does not allow {}",
+                    url.origin().ascii_serialization()
+                );
+                facts.rule = Some(reason.clone());
+                return Err(EgressError::Denied(reason));
+            }
+        }
 
         let bindings = &caller.bindings;
-        let mut used = bindings.used_in(req.url.as_bytes());
+        // The parsed URL, not the node's text: parsing strips tabs and newlines, which could
+        // otherwise rejoin a handle after this check and reveal it below, outside its scope.
+        let mut used = bindings.used_in(url.as_str().as_bytes());
         let texts = req
             .headers
             .iter()
@@ -432,9 +450,12 @@ fn redact_response(caller: &Who, response: Response) -> Response {
     let store = caller.bindings.store();
     Response {
         status: response.status,
+        // A server can echo a secret as a header name too. Such a header is dropped rather than
+        // renamed: `[secret:NAME]` is not a valid header name for clients that rebuild headers.
         headers: response
             .headers
             .into_iter()
+            .filter(|(name, _)| matches!(store.redact_str(name), Cow::Borrowed(_)))
             .map(|(name, value)| (name, store.redact_str(&value).into_owned()))
             .collect(),
         body: store.redact(&response.body).into_owned(),

@@ -139,6 +139,7 @@ impl Setup {
             component: "sha256:00".to_string(),
             bindings: Arc::new(bindings),
             requests_made: AtomicU32::new(0),
+            node_allow: None,
         };
         Setup {
             gate: Gate::new(policy, audit, limits),
@@ -222,6 +223,40 @@ async fn explicit_address_rule_allows_loopback() {
     assert_eq!(record.method, "GET");
     assert_eq!(record.node, "call");
     assert_eq!(record.error, None);
+}
+
+#[tokio::test]
+async fn a_node_manifest_narrows_the_policy() {
+    let allowed = Server::start(ok).await;
+    let outside = Server::start(ok).await;
+    let policy = format!(
+        "[egress]\ndefault = \"deny\"\nallow = [\"{}\", \"{}\"]",
+        allowed.rule(),
+        outside.rule()
+    );
+    let mut setup = Setup::new(&policy, GateLimits::default());
+    let manifest = super::Pattern::parse(&allowed.rule(), false).expect("pattern");
+    setup.caller.node_allow = Some(Arc::new(vec![manifest]));
+    setup.get(&allowed.url("/")).await.expect("allowed by both");
+    let err = setup.get(&outside.url("/")).await.expect_err("refused");
+    let expected = format!("node manifest does not allow {}", outside.rule());
+    assert_eq!(err, EgressError::Denied(expected.clone()));
+    assert_eq!(outside.hits(), 0);
+    let records = setup.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].decision, Decision::Deny);
+    assert_eq!(records[1].rule.as_deref(), Some(expected.as_str()));
+
+    // The manifest cannot widen the policy: a destination only it allows stays denied.
+    let mut setup = Setup::new("[egress]\ndefault = \"deny\"", GateLimits::default());
+    let manifest = super::Pattern::parse(&allowed.rule(), false).expect("pattern");
+    setup.caller.node_allow = Some(Arc::new(vec![manifest]));
+    let err = setup
+        .get(&allowed.url("/again"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err, EgressError::Denied("default deny".into()));
+    assert_eq!(allowed.hits(), 1);
 }
 
 #[tokio::test]
@@ -430,6 +465,31 @@ async fn secret_outside_its_scope_is_refused() {
 }
 
 #[tokio::test]
+async fn a_handle_split_by_characters_the_url_parser_strips_is_still_scoped() {
+    let server = Server::start(ok).await;
+    let policy = format!(
+        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
+        allow_only(&server)
+    );
+    let setup = Setup::new(&policy, GateLimits::default());
+    // URL parsing removes tabs and newlines, which would rejoin the handle after the check.
+    let (head, tail) = setup.handle.split_at(10);
+    for split in [format!("{head}\t{tail}"), format!("{head}\n{tail}")] {
+        let err = setup
+            .get(&server.url(&format!("/?k={split}")))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err,
+            EgressError::Denied("secret api-token is not allowed for 127.0.0.1".into())
+        );
+    }
+    assert_eq!(server.hits(), 0);
+    let received = server.received.lock().expect("lock").concat();
+    assert!(!String::from_utf8_lossy(&received).contains(SECRET));
+}
+
+#[tokio::test]
 async fn secrets_are_injected_and_echoes_redacted() {
     let server = Server::start(echo).await;
     let policy = format!(
@@ -486,6 +546,28 @@ async fn secrets_are_injected_and_echoes_redacted() {
 }
 
 #[tokio::test]
+async fn a_secret_echoed_as_a_header_name_is_dropped() {
+    // Header names arrive lowercased, so only a lowercase value can come back as one verbatim.
+    const LOWER: &str = "lower-s3cr3t-value";
+    fn echo_name(_: &[u8]) -> Option<Vec<u8>> {
+        Some(reply(
+            "200 OK",
+            &format!("{LOWER}: 1\r\nx-kept: 2\r\n"),
+            b"ok",
+        ))
+    }
+    let server = Server::start(echo_name).await;
+    let mut setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let env = [("AIRLOCK_SECRET_LOW".to_string(), LOWER.to_string())];
+    let store = Arc::new(SecretStore::load(None, env).expect("secrets"));
+    setup.caller.bindings = Arc::new(Bindings::new(store));
+    let response = setup.get(&server.url("/")).await.expect("allowed");
+    let names: Vec<&str> = response.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"x-kept"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains(LOWER)), "{names:?}");
+}
+
+#[tokio::test]
 async fn secret_values_are_checked_for_header_injection() {
     let server = Server::start(ok).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -506,6 +588,7 @@ async fn secret_values_are_checked_for_header_injection() {
         component: "c".into(),
         bindings: Arc::new(bindings),
         requests_made: AtomicU32::new(0),
+        node_allow: None,
     };
     let gate = Gate::new(policy, audit, GateLimits::default());
     let mut req = request("GET", &server.url("/"));

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 pub use check::{PolicyVerdict, check_url};
 pub use gate::Gate;
+pub use pattern::Pattern;
 pub use policy::{Decision, Policy, PolicyError};
 
 /// Limits the gate enforces on every node run's requests.
@@ -46,6 +47,9 @@ pub struct Caller {
     pub component: String,
     pub bindings: Arc<crate::secrets::Bindings>,
     pub requests_made: AtomicU32,
+    /// A custom node's manifest allow list: a request must match it as well as the policy.
+    /// `None` for built-in nodes, which the policy alone governs.
+    pub node_allow: Option<Arc<Vec<Pattern>>>,
 }
 
 /// A request as the node sent it: secrets appear as handles.

@@ -146,15 +146,20 @@ impl Runtime {
             outlet: None,
         };
         let type_name = node.kind.type_name();
-        let Some(component) = self.nodes.get(type_name) else {
+        let Some(registered) = self.nodes.get(type_name) else {
             return fail(format!("no node component serves type {type_name}"));
         };
+        let component = &registered.component;
         let config = match node.config_template.render(ctx) {
             Ok(config) => config,
             Err(e) => return fail(format!("node \"{}\": {e}", node.identifier)),
         };
         let config = config.to_string();
         bindings.retain_used(&config);
+        // Validation checks the secrets a config names; this also catches dynamic references.
+        if let Err(e) = registered.check_secrets(&bindings.used_in(config.as_bytes())) {
+            return fail(format!("node \"{}\": {e}", node.identifier));
+        }
         let bindings = Arc::new(bindings);
         let caller = Caller {
             run: run_id.to_string(),
@@ -163,13 +168,17 @@ impl Runtime {
             component: component.digest().to_string(),
             bindings: bindings.clone(),
             requests_made: AtomicU32::new(0),
+            node_allow: registered.egress_allow(),
         };
         let invocation = Invocation {
             workflow: workflow.identifier.clone(),
             node: node.identifier.clone(),
             config,
             caller,
-            limits: self.limits.clone(),
+            limits: self.limits.for_node(
+                &node.identifier,
+                registered.limits.as_ref().unwrap_or(self.limits.defaults()),
+            ),
         };
         let outcome = self
             .sandbox

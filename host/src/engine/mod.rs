@@ -4,17 +4,19 @@
 mod context;
 mod execute;
 mod ids;
+mod manifest;
 mod registry;
 mod run;
 
 use std::sync::Arc;
 
 pub use ids::{new_node_run_id, new_run_id};
-pub use registry::{NodeRegistry, RegistryError};
+pub use manifest::{ManifestError, NodeManifest, check_secrets, load_dirs};
+pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
 
 use crate::egress::Gate;
-use crate::sandbox::{NodeLimits, Sandbox};
+use crate::sandbox::{PolicyLimits, Sandbox};
 use crate::secrets::SecretStore;
 
 /// Everything a run needs that lives for the whole process: one sandbox (engine and compile
@@ -24,7 +26,8 @@ pub struct Runtime {
     pub gate: Arc<Gate>,
     pub secrets: Arc<SecretStore>,
     pub nodes: NodeRegistry,
-    pub limits: NodeLimits,
+    /// The policy's `[limits]`: defaults, and overrides per workflow node.
+    pub limits: PolicyLimits,
 }
 
 /// RFC 3339 UTC with milliseconds, as Port's API shows times.

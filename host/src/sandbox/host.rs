@@ -7,23 +7,34 @@ use serde::Serialize;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::airlock::node::{egress, log};
-use super::limits::NodeLimits;
+use super::cpu::CpuClock;
+use super::http::GateHooks;
+use super::limits::{self, NodeLimits};
 use crate::egress::{Caller, EgressError, Gate, Request};
 
 /// Per node run store data. Dropped with the store, so nothing outlives the node run.
 pub struct NodeState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// wasi:http requests go to the same gate, as the same caller, as the egress import.
+    http_hooks: GateHooks,
     pub(super) store_limits: StoreLimits,
     pub(super) limits: NodeLimits,
     gate: Arc<Gate>,
-    caller: Caller,
+    caller: Arc<Caller>,
     pub(super) logs: Vec<LogLine>,
     log_bytes: usize,
     pub(super) log_limit_hit: bool,
-    /// Time spent waiting on the host (egress), which does not count as the node's CPU time.
+    pub(super) request_limit_hit: bool,
+    requests_started: u32,
+    /// Time spent running (being polled), for the CPU-time limit.
+    pub(super) cpu: Arc<CpuClock>,
+    /// Time spent waiting on the egress import, which does not count as the node's CPU time;
+    /// see [`NodeState::host_time`].
     pub(super) host_time: Duration,
     pub(super) started: Instant,
 }
@@ -47,10 +58,15 @@ pub struct LogLine {
 
 impl NodeState {
     pub(super) fn new(gate: Arc<Gate>, caller: Caller, limits: NodeLimits) -> NodeState {
+        let caller = Arc::new(caller);
+        let http_hooks =
+            GateHooks::new(Arc::clone(&gate), Arc::clone(&caller), limits.memory_bytes);
         NodeState {
             // Nothing granted: no preopened dirs, no environment, no sockets, no stdio.
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks,
             store_limits: limits.store_limits(),
             limits,
             gate,
@@ -58,9 +74,30 @@ impl NodeState {
             logs: Vec::new(),
             log_bytes: 0,
             log_limit_hit: false,
+            request_limit_hit: false,
+            requests_started: 0,
+            cpu: Arc::new(CpuClock::new()),
             host_time: Duration::ZERO,
             started: Instant::now(),
         }
+    }
+
+    /// Counts a request the node starts (egress import or wasi:http). Past its cap a node is
+    /// stopped, not answered: a loop ignoring denials would otherwise spin on them. (The gate's
+    /// own cap is the policy's highest.) Counted here, when the node asks, because a wasi:http
+    /// request reaches the gate only later and several can be in flight.
+    pub(super) fn start_request(&mut self) -> wasmtime::Result<()> {
+        if self.requests_started >= self.limits.max_requests {
+            self.request_limit_hit = true;
+            wasmtime::bail!(limits::request_limit_message(&self.limits));
+        }
+        self.requests_started += 1;
+        Ok(())
+    }
+
+    /// Time spent waiting on the egress gate (import and wasi:http), not counted as CPU time.
+    pub(super) fn host_time(&self) -> Duration {
+        self.host_time + self.http_hooks.waited()
     }
 
     /// Removes any secret value (or its encodings) from text leaving the sandbox.
@@ -78,11 +115,22 @@ impl WasiView for NodeState {
     }
 }
 
+impl WasiHttpView for NodeState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
 impl egress::Host for NodeState {
     async fn send(
         &mut self,
         request: egress::Request,
     ) -> wasmtime::Result<Result<egress::Response, egress::Error>> {
+        self.start_request()?;
         let request = Request {
             method: request.method,
             url: request.url,

@@ -4,19 +4,23 @@
 //! as its only way out.
 
 mod cache;
+mod cpu;
 mod host;
+mod http;
 mod limits;
+mod pool;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Engine, Store};
 
 pub use host::{LogLevel, LogLine};
-pub use limits::NodeLimits;
+pub use limits::{LimitsError, NodeLimits, PolicyLimits};
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
@@ -48,6 +52,9 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<NodeState>,
     cache: cache::CompileCache,
+    /// With the pooling allocator, one permit per instance slot: a run beyond the pool's
+    /// capacity waits for a slot rather than failing to instantiate.
+    slots: Option<Semaphore>,
 }
 
 /// A loaded node component, ready to instantiate cheaply for each node run.
@@ -85,12 +92,13 @@ impl Sandbox {
     /// `cache_dir` holds compiled components (files this host wrote, keyed by content digest
     /// and engine compatibility hash).
     pub fn new(cache_dir: &Path) -> Result<Sandbox, SandboxError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let (engine, pooled) =
+            pool::new_engine().map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        // A node's standard HTTP client (wasi:http) is served by the egress gate too.
+        http::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         ActionNode::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         spawn_epoch_ticker(&engine);
@@ -99,6 +107,7 @@ impl Sandbox {
             engine,
             linker,
             cache,
+            slots: pooled.then(|| Semaphore::new(pool::MAX_CONCURRENT_RUNS as usize)),
         })
     }
 
@@ -137,24 +146,29 @@ impl Sandbox {
             node_run: call.caller.node_run.clone(),
             node: call.node,
         };
+        // Never closed, so acquiring cannot fail; the permit is held until the store is gone.
+        let _slot = match &self.slots {
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
+        };
         let state = NodeState::new(gate, call.caller, limits.clone());
+        let clock = Arc::clone(&state.cpu);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.store_limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(limits::cpu_time_check);
 
-        let started = Instant::now();
-        let attempt = tokio::time::timeout(limits.wall_time, async {
-            let node = component.pre.instantiate_async(&mut store).await?;
-            node.call_run(&mut store, &context, &call.config).await
-        })
+        let attempt = tokio::time::timeout(
+            limits.wall_time,
+            clock.meter(async {
+                let node = component.pre.instantiate_async(&mut store).await?;
+                node.call_run(&mut store, &context, &call.config).await
+            }),
+        )
         .await;
         let result = match attempt {
-            Err(_) => Err(format!(
-                "wall-time limit of {} ms exceeded",
-                limits.wall_time.as_millis()
-            )),
-            Ok(Err(trap)) => Err(limits::explain_trap(&trap, store.data(), started.elapsed())),
+            Err(_) => Err(limits::wall_time_message(&limits)),
+            Ok(Err(trap)) => Err(limits::explain_trap(&trap, store.data())),
             Ok(Ok(Err(message))) => Err(message),
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
         };

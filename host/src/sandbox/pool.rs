@@ -1,0 +1,48 @@
+//! The engine's configuration: epoch interruption, and the pooling allocator when the machine
+//! can reserve its address space (instances then come from preallocated slots, which makes a
+//! node run's instantiation several times cheaper), otherwise on-demand allocation.
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Node runs that may hold an instance at once; more wait for a free slot.
+pub(super) const MAX_CONCURRENT_RUNS: u32 = 1024;
+/// Per component instance: a Rust component has about four core instances (its module and
+/// wit-component's shims), other toolchains link more.
+const CORE_INSTANCES_PER_RUN: u32 = 8;
+const MEMORIES_PER_RUN: u32 = 2;
+
+/// Builds the engine, pooled if possible. The memory pool reserves, without committing, 4 GiB
+/// of address space per slot (so bounds checks can be elided); each node run's own memory
+/// limit is enforced by its store, so one engine serves any per-node limit.
+/// Returns the engine and whether it is pooled.
+pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_CONCURRENT_RUNS)
+        .total_core_instances(MAX_CONCURRENT_RUNS * CORE_INSTANCES_PER_RUN)
+        .total_tables(MAX_CONCURRENT_RUNS * CORE_INSTANCES_PER_RUN)
+        .total_memories(MAX_CONCURRENT_RUNS * MEMORIES_PER_RUN)
+        .total_stacks(MAX_CONCURRENT_RUNS)
+        // Larger than the default 1 MiB for components with many core instances (Python).
+        .max_component_instance_size(4 << 20);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => {
+            tracing::debug!(slots = MAX_CONCURRENT_RUNS, "pooling allocator enabled");
+            Ok((engine, true))
+        }
+        Err(error) => {
+            tracing::info!(
+                error = %format!("{error:#}"),
+                "the pooling allocator is not available here; allocating instances on demand"
+            );
+            Ok((Engine::new(&base_config())?, false))
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
+}

@@ -1,0 +1,110 @@
+//! Test node: a hostile or broken node, one behaviour per `config.mode`. The host must stop
+//! each one within its limits, failing only this node run with a message naming the cause.
+//! `escape` instead reports what WASI let it see (it must see nothing), so tests can assert it.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use airlock_guest::{Context, Node, Request, config_str, export_node};
+use serde_json::{Value, json};
+
+struct Hostile;
+
+impl Node for Hostile {
+    fn run(_ctx: Context, config: Value) -> Result<Value, String> {
+        match config_str(&config, "mode")? {
+            "loop" => spin(),
+            "memory" => hoard(),
+            "recursion" => Ok(json!(recurse(u64::MAX))),
+            "panic" => panic!("hostile node panics on purpose"),
+            "output" => Ok(json!("x".repeat(100 << 20))),
+            "logs" => flood_logs(),
+            "requests" => send_many(&config),
+            "sleep" => {
+                // Waits in the host (wasi clocks), using no CPU: only the wall-time limit stops it.
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(json!("woke"))
+            }
+            "escape" => Ok(escape(&config)),
+            other => Err(format!("unknown mode {other:?}")),
+        }
+    }
+}
+
+fn spin() -> Result<Value, String> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn hoard() -> Result<Value, String> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Filled, so the pages are really used.
+        hoard.push(black_box(vec![1u8; 1 << 20]));
+    }
+}
+
+/// Small frames, kept in wasm locals: the wasm stack overflows, not the shadow stack in
+/// linear memory.
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    black_box(recurse(black_box(depth - 1))) + 1
+}
+
+fn flood_logs() -> Result<Value, String> {
+    let line = "flood ".repeat(10_000);
+    loop {
+        airlock_guest::info(&line);
+    }
+}
+
+/// Sends config.count (default 10,000) requests to config.url, ignoring every answer.
+fn send_many(config: &Value) -> Result<Value, String> {
+    let url = config_str(config, "url")?;
+    let count = config
+        .get("count")
+        .and_then(Value::as_u64)
+        .unwrap_or(10_000);
+    let mut answered = 0;
+    for _ in 0..count {
+        if Request::get(url).send().is_ok() {
+            answered += 1;
+        }
+    }
+    Ok(json!({ "answered": answered }))
+}
+
+/// Tries to reach files, the environment and sockets through WASI and reports what happened.
+fn escape(config: &Value) -> Value {
+    let outcome = |result: std::io::Result<String>| match result {
+        Ok(seen) => json!({ "ok": seen }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    let passwd = outcome(std::fs::read_to_string("/etc/passwd"));
+    let root = outcome(std::fs::read_dir("/").map(|dir| format!("{} entries", dir.count())));
+    let cwd = outcome(std::fs::read_dir(".").map(|dir| format!("{} entries", dir.count())));
+    let written = outcome(std::fs::write("/tmp/airlock-escape", b"x").map(|()| "written".into()));
+    let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let socket = match config.get("addr").and_then(Value::as_str) {
+        Some(addr) => outcome(
+            std::net::TcpStream::connect(addr).map(|s| format!("connected to {:?}", s.peer_addr())),
+        ),
+        None => json!({ "error": "config.addr not given" }),
+    };
+    json!({
+        "passwd": passwd,
+        "rootDir": root,
+        "cwd": cwd,
+        "write": written,
+        "env": env,
+        "args": args,
+        "socket": socket,
+    })
+}
+
+export_node!(Hostile);
