@@ -13,7 +13,7 @@ pub fn append_times(dir: &Path, count: usize) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
         let started = Instant::now();
-        log.append(record())?;
+        log.append_blocking(record())?;
         times.push(started.elapsed());
     }
     Ok(times)

@@ -6,10 +6,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use airlock::audit::AuditLog;
-use airlock::egress::{Gate, GateLimits, Policy};
-use airlock::engine::{NodeRegistry, Runtime};
-use airlock::sandbox::{PolicyLimits, Sandbox};
+use airlock::egress::Policy;
+use airlock::engine::{Runtime, StateDir};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use anyhow::{Context as _, bail, ensure};
@@ -60,25 +58,13 @@ pub fn policy_text(port: u16) -> String {
     format!("[egress]\ndefault = \"deny\"\nallow = [\"http://127.0.0.1:{port}\"]\n")
 }
 
-/// Mirrors `cli::setup::runtime` (which is crate-private).
 fn runtime_in(state: &Path, port: u16) -> anyhow::Result<Runtime> {
     let policy = Policy::from_toml(&policy_text(port))?;
-    let audit = AuditLog::open(&state.join("audit.jsonl"))?;
-    let sandbox = Sandbox::new(&state.join("cache"))?;
-    let nodes = NodeRegistry::with_builtins(&sandbox)?;
-    let limits = PolicyLimits::from_table(policy.limits_table())?;
-    let gate_limits = GateLimits {
-        max_requests_per_node_run: limits.max_requests(),
-        ..GateLimits::default()
-    };
-    let gate = Gate::new(Arc::new(policy), Arc::new(audit), gate_limits);
-    Ok(Runtime {
-        sandbox,
-        gate: Arc::new(gate),
-        secrets: Arc::new(SecretStore::empty()),
-        nodes,
-        limits,
-    })
+    Ok(Runtime::open(
+        &StateDir::new(state),
+        policy,
+        SecretStore::empty(),
+    )?)
 }
 
 async fn run_once(runtime: &Runtime, workflow: &Workflow) -> anyhow::Result<()> {

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::audit::AuditLog;
-use airlock::egress::{Gate, GateLimits, Policy};
-use airlock::engine::{NodeRegistry, Runtime, WorkflowRun, load_dirs};
-use airlock::sandbox::{PolicyLimits, Sandbox};
+use airlock::egress::Policy;
+use airlock::engine::{Runtime, StateDir, WorkflowRun, load_dirs};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use serde_json::{Value, json};
@@ -280,25 +278,14 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
 /// Library level: one Runtime, as `airlock serve` would hold, for concurrent runs.
 fn lib_runtime(scene: &Scene, policy: &str, manifest_extra: &str) -> Runtime {
     let policy = Policy::from_toml(policy).unwrap();
-    let limits = PolicyLimits::from_table(policy.limits_table()).unwrap();
-    let sandbox = Sandbox::new(&scene.path("cache")).unwrap();
-    let mut nodes = NodeRegistry::with_builtins(&sandbox).unwrap();
+    let state = StateDir::new(scene.dir.path());
+    let mut runtime = Runtime::open(&state, policy, SecretStore::empty()).unwrap();
     let manifests = load_dirs(&node_dirs(scene, manifest_extra)).unwrap();
-    nodes
-        .add_custom(&sandbox, manifests, limits.defaults())
+    runtime
+        .nodes
+        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
         .unwrap();
-    let audit = AuditLog::open(&scene.path("audit.jsonl")).unwrap();
-    let gate_limits = GateLimits {
-        max_requests_per_node_run: limits.max_requests(),
-        ..GateLimits::default()
-    };
-    Runtime {
-        sandbox,
-        gate: Arc::new(Gate::new(Arc::new(policy), Arc::new(audit), gate_limits)),
-        secrets: Arc::new(SecretStore::empty()),
-        nodes,
-        limits,
-    }
+    runtime
 }
 
 /// Starts a run on its own task, as a server would; resolves to the run and how long it took.

@@ -36,7 +36,7 @@ fn log_with(n: usize) -> (tempfile::TempDir, PathBuf) {
         } else {
             Decision::Deny
         };
-        log.append(record(&format!("r{}", i % 2), &format!("n{i}"), decision))
+        log.append_blocking(record(&format!("r{}", i % 2), &format!("n{i}"), decision))
             .expect("append");
     }
     (dir, path)
@@ -94,7 +94,7 @@ fn reopening_continues_the_chain() {
     let (_dir, path) = log_with(2);
     AuditLog::open(&path)
         .expect("reopen")
-        .append(record("r9", "n9", Decision::Deny))
+        .append_blocking(record("r9", "n9", Decision::Deny))
         .expect("append");
     assert_eq!(verify(&path).expect("verify"), 3);
 }
@@ -190,7 +190,7 @@ fn two_handles_on_one_file_keep_one_chain() {
     let b = AuditLog::open(&path).expect("open b");
     for i in 0..6 {
         let log = if i % 2 == 0 { &a } else { &b };
-        log.append(record("r", &format!("x{i}"), Decision::Allow))
+        log.append_blocking(record("r", &format!("x{i}"), Decision::Allow))
             .expect("append");
     }
     assert_eq!(verify(&path).expect("verify"), 7);
@@ -208,7 +208,7 @@ fn concurrent_appends_from_threads_keep_one_chain() {
             let log = logs[t % 2].clone();
             std::thread::spawn(move || {
                 for i in 0..5 {
-                    log.append(record("r", &format!("t{t}-{i}"), Decision::Deny))
+                    log.append_blocking(record("r", &format!("t{t}-{i}"), Decision::Deny))
                         .expect("append");
                 }
             })
@@ -298,4 +298,31 @@ fn table_shows_one_aligned_row_per_record() {
         "200",
         "{table}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_async_appends_are_committed_in_groups_into_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = Arc::new(AuditLog::open(&path).unwrap());
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                log.append(record("r", &format!("c{i}"), Decision::Allow))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Every append returned only after its record was written: all 200 are there, chained.
+    assert_eq!(verify(&path).unwrap(), 200);
+    let nodes: std::collections::HashSet<String> = read(&path, &AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.node)
+        .collect();
+    assert_eq!(nodes.len(), 200);
 }

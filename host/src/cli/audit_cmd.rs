@@ -3,12 +3,12 @@
 use anyhow::anyhow;
 
 use super::args::{AuditAction, AuditArgs};
-use super::setup::StateDir;
 use super::{Exit, failed, invalid};
 use crate::audit::{self, AuditError, AuditFilter, Decision};
+use crate::engine::StateDir;
 
 pub(crate) fn audit(args: AuditArgs) -> Result<u8, Exit> {
-    let path = StateDir(&args.state_dir).audit();
+    let path = StateDir::new(&args.state_dir).audit();
     if let Some(AuditAction::Verify) = args.action {
         return match audit::verify(&path) {
             Ok(count) => {

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use super::args::{DemoArgs, RunArgs};
 use super::{Exit, failed, invalid, print, run_cmd};
 use crate::audit::{self, AuditFilter};
+use crate::engine::StateDir;
 
 /// The example policy allows exactly this port range on 127.0.0.1.
 const PORTS: std::ops::RangeInclusive<u16> = 8787..=8799;
@@ -64,7 +65,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         run: Some(run.identifier.clone()),
         ..AuditFilter::default()
     };
-    let audit_path = state_dir.join("audit.jsonl");
+    let audit_path = StateDir::new(&state_dir).audit();
     let records = audit::read(&audit_path, &filter).map_err(failed)?;
     println!("audit trail ({}, this run):", audit_path.display());
     print!("{}", audit::format_table(&records));

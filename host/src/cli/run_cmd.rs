@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow};
 
 use super::args::{RunArgs, RunsArgs, ValidateArgs};
-use super::setup::{self, StateDir};
+use super::setup;
 use super::{Exit, failed, inputs, invalid, print};
+use crate::engine::StateDir;
 use crate::engine::{self, NodeManifest, NodeRegistry, WorkflowRun};
 use crate::sandbox::{NodeLimits, Sandbox};
 use crate::secrets::SecretStore;
@@ -42,7 +43,7 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     }
     require_secrets(&workflow, &secrets, &args.workflow.display().to_string()).map_err(invalid)?;
 
-    let state = StateDir(&args.state_dir);
+    let state = StateDir::new(&args.state_dir);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
     runtime
         .nodes
@@ -65,7 +66,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     let workflow = load_workflow(&args.workflow, &manifests)?;
     if !manifests.is_empty() {
         // Loading is the check: a component that is not an action node is refused here.
-        let sandbox = Sandbox::new(&StateDir(&args.state_dir).cache()).map_err(failed)?;
+        let sandbox = Sandbox::new(&StateDir::new(&args.state_dir).cache()).map_err(failed)?;
         let mut nodes = NodeRegistry::with_builtins(&sandbox).map_err(failed)?;
         nodes
             .add_custom(&sandbox, manifests, &NodeLimits::default())
@@ -85,7 +86,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
 }
 
 pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
-    let state = StateDir(&args.state_dir);
+    let state = StateDir::new(&args.state_dir);
     let store = RunStore::open(&state.runs()).map_err(failed)?;
     match args.run {
         Some(id) => {

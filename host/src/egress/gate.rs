@@ -161,17 +161,11 @@ impl Inner {
         result
     }
 
-    /// Appends off the async threads (the log locks and flushes a file). No answer reaches the
-    /// node unless its record is written.
+    /// No answer reaches the node unless its record is written.
     async fn record(&self, record: AuditRecord) -> Result<(), EgressError> {
-        let audit = Arc::clone(&self.audit);
-        tokio::task::spawn_blocking(move || audit.append(record))
-            .await
-            .map_err(|err| err.to_string())
-            .and_then(|written| written.map_err(|err| err.to_string()))
-            .map_err(|reason| {
-                EgressError::Connection(format!("the request could not be audited: {reason}"))
-            })
+        self.audit.append(record).await.map_err(|err| {
+            EgressError::Connection(format!("the request could not be audited: {err}"))
+        })
     }
 
     async fn attempt(

@@ -7,6 +7,7 @@ mod ids;
 mod manifest;
 mod registry;
 mod run;
+mod runtime;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub use ids::{new_node_run_id, new_run_id};
 pub use manifest::{ManifestError, NodeManifest, check_secrets, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+pub use runtime::{RuntimeError, StateDir};
 
 use crate::egress::Gate;
 use crate::sandbox::{PolicyLimits, Sandbox};

@@ -1,0 +1,77 @@
+//! Building the process-wide [`Runtime`] from a state dir, a policy and secrets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{NodeRegistry, RegistryError, Runtime};
+use crate::audit::{AuditError, AuditLog};
+use crate::egress::{Gate, GateLimits, Policy};
+use crate::sandbox::{LimitsError, PolicyLimits, Sandbox, SandboxError};
+use crate::secrets::SecretStore;
+
+/// Where a runtime keeps its files: the audit log, the run store and the compile cache.
+#[derive(Debug, Clone)]
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    pub fn new(path: &Path) -> StateDir {
+        StateDir(path.to_path_buf())
+    }
+    pub fn audit(&self) -> PathBuf {
+        self.0.join("audit.jsonl")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.0.join("runs.db")
+    }
+    pub fn cache(&self) -> PathBuf {
+        self.0.join("cache")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("creating the state dir {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("policy [limits]: {0}")]
+    Limits(#[from] LimitsError),
+}
+
+impl Runtime {
+    /// Opens the audit log and compile cache under `state`, loads the built-in nodes, and builds
+    /// the one egress gate. Custom nodes are added afterwards through `nodes.add_custom`.
+    pub fn open(
+        state: &StateDir,
+        policy: Policy,
+        secrets: SecretStore,
+    ) -> Result<Runtime, RuntimeError> {
+        std::fs::create_dir_all(&state.0).map_err(|source| RuntimeError::StateDir {
+            path: state.0.display().to_string(),
+            source,
+        })?;
+        let limits = PolicyLimits::from_table(policy.limits_table())?;
+        let audit = AuditLog::open(&state.audit())?;
+        let sandbox = Sandbox::new(&state.cache())?;
+        let nodes = NodeRegistry::with_builtins(&sandbox)?;
+        let gate_limits = GateLimits {
+            max_requests_per_node_run: limits.max_requests(),
+            ..GateLimits::default()
+        };
+        let gate = Gate::new(Arc::new(policy), Arc::new(audit), gate_limits);
+        Ok(Runtime {
+            sandbox,
+            gate: Arc::new(gate),
+            secrets: Arc::new(secrets),
+            nodes,
+            limits,
+        })
+    }
+}
