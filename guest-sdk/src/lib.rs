@@ -6,7 +6,7 @@
 //! gate: the gate checks the destination against the operator's policy, swaps secret handles
 //! for their values (the node never sees a secret), and audits the attempt.
 //!
-//! ```ignore
+//! ```no_run
 //! use airlock_guest::{Context, Node, Request};
 //! use serde_json::{json, Value};
 //!
