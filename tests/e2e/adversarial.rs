@@ -29,18 +29,8 @@ fn hook_workflow(config: Value) -> String {
     .to_string()
 }
 
-/// `airlock run` of the workflow with an optional policy text, extra args, and `--json`.
 fn run(scene: &Scene, workflow: &str, policy: Option<&str>, extra: &[&str]) -> Run {
-    let wf = scene.write("wf.json", workflow);
-    let mut args = vec!["run".to_string(), wf.to_str().unwrap().to_string()];
-    if let Some(policy) = policy {
-        let path = scene.write("airlock.toml", policy);
-        args.extend(["--policy".to_string(), path.to_str().unwrap().to_string()]);
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args.push("--json".to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    scene.airlock(&args)
+    scene.run_json(workflow, policy, extra)
 }
 
 fn get(url: &str) -> String {
@@ -478,21 +468,8 @@ fn run_with_secret(scene: &Scene, workflow: &str, policy: &str, value: &str) -> 
 
 /// None of `forms` appears in stdout, stderr, or any file under the state dir.
 fn assert_nowhere(scene: &Scene, out: &Run, forms: &[String]) {
-    let state = String::from_utf8_lossy(&scene.state_bytes()).into_owned();
-    let audit = std::fs::read_to_string(scene.state_dir().join("audit.jsonl")).unwrap();
-    for form in forms {
-        for (place, text) in [
-            ("stdout", out.stdout()),
-            ("stderr", out.stderr()),
-            ("the state dir", state.clone()),
-            ("the audit log", audit.clone()),
-        ] {
-            assert!(
-                !text.contains(form.as_str()),
-                "{form:?} leaked into {place}"
-            );
-        }
-    }
+    let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+    scene.assert_nowhere(out, &forms);
 }
 
 fn url_encoded(value: &str) -> String {

@@ -58,21 +58,9 @@ fn workflow(hook: Value, client: Value) -> String {
 
 /// `airlock run wf.json --nodes DIR [--policy FILE] EXTRA... --json`.
 fn run(scene: &Scene, workflow: &str, nodes: &Path, policy: Option<&str>, extra: &[&str]) -> Run {
-    let wf = scene.write("wf.json", workflow);
-    let mut args = vec![
-        "run".to_string(),
-        wf.to_str().unwrap().to_string(),
-        "--nodes".to_string(),
-        nodes.to_str().unwrap().to_string(),
-    ];
-    if let Some(policy) = policy {
-        let path = scene.write("airlock.toml", policy);
-        args.extend(["--policy".to_string(), path.to_str().unwrap().to_string()]);
-    }
-    args.extend(extra.iter().map(|a| a.to_string()));
-    args.push("--json".to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    scene.airlock(&args)
+    let mut args = vec!["--nodes", nodes.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    scene.run_json(workflow, policy, &args)
 }
 
 fn allow(receiver: &Receiver) -> String {
@@ -87,14 +75,7 @@ fn record<'a>(audit: &'a [Value], node: &str) -> &'a Value {
 }
 
 fn assert_secret_nowhere(scene: &Scene, out: &Run) {
-    for (place, text) in [("stdout", out.stdout()), ("stderr", out.stderr())] {
-        assert!(!text.contains(CANARY), "secret in {place}: {text}");
-    }
-    let state = scene.state_bytes();
-    assert!(
-        !String::from_utf8_lossy(&state).contains(CANARY),
-        "secret in the state dir"
-    );
+    scene.assert_nowhere(out, &[CANARY]);
 }
 
 #[test]

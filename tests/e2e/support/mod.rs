@@ -77,6 +77,36 @@ impl Scene {
         all
     }
 
+    /// `airlock run WORKFLOW [--policy P] EXTRA… --json`, writing the workflow (and the policy
+    /// text, when given) into the scene first.
+    pub fn run_json(&self, workflow: &str, policy: Option<&str>, extra: &[&str]) -> Run {
+        let wf = self.write("wf.json", workflow);
+        let mut args = vec!["run".to_string(), wf.to_str().unwrap().to_string()];
+        if let Some(policy) = policy {
+            let path = self.write("airlock.toml", policy);
+            args.extend(["--policy".to_string(), path.to_str().unwrap().to_string()]);
+        }
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push("--json".to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.airlock(&args)
+    }
+
+    /// Asserts none of `forms` (a secret and its encodings) appears in the run's stdout or
+    /// stderr, or in any file under the state dir (audit log, run store, cache).
+    pub fn assert_nowhere(&self, out: &Run, forms: &[&str]) {
+        let state = String::from_utf8_lossy(&self.state_bytes()).into_owned();
+        for form in forms {
+            for (place, text) in [
+                ("stdout", out.stdout()),
+                ("stderr", out.stderr()),
+                ("the state dir", state.clone()),
+            ] {
+                assert!(!text.contains(form), "{form:?} leaked into {place}");
+            }
+        }
+    }
+
     pub fn audit_records(&self) -> Vec<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.state_dir().join("audit.jsonl")).unwrap_or_default();
