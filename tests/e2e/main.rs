@@ -6,6 +6,7 @@ mod support;
 mod adversarial;
 mod audit_tamper;
 mod custom_nodes;
+mod demo;
 mod flow;
 mod hostile;
 mod invalid;

@@ -128,4 +128,6 @@ pub struct DemoArgs {
     /// The examples folder (workflow, policy, inputs, secrets).
     #[arg(long, default_value = "examples")]
     pub examples: PathBuf,
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+    pub state_dir: PathBuf,
 }

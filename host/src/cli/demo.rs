@@ -54,7 +54,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         secrets: Some(file("secrets.json")),
         policy: Some(file("airlock.toml")),
         nodes: Vec::new(),
-        state_dir: ".airlock".into(),
+        state_dir: args.state_dir.clone(),
         json: false,
     };
     let state_dir = run_args.state_dir.clone();
