@@ -231,6 +231,8 @@ struct Binding {
     /// Index into the store's secrets.
     secret: usize,
     handle: String,
+    /// Whether the gate may reveal it: only secrets the node's own config referenced.
+    usable: bool,
 }
 
 /// Per node run: a random opaque handle per secret. Templates see handles (via
@@ -257,6 +259,7 @@ impl Bindings {
                 Binding {
                     secret,
                     handle: format!("__airlock_secret_{}__", hex::encode(random)),
+                    usable: true,
                 }
             })
             .collect();
@@ -271,21 +274,25 @@ impl Bindings {
     pub fn context_object(&self) -> serde_json::Value {
         self.bound
             .iter()
+            .filter(|b| b.usable)
             .map(|b| (self.name(b).to_owned(), b.handle.clone().into()))
             .collect::<serde_json::Map<_, _>>()
             .into()
     }
 
-    /// Keep only the secrets whose handle occurs in `rendered` (the node's rendered config):
-    /// a node can use only the secrets its own config referenced.
+    /// Keep usable only the secrets whose handle occurs in `rendered` (the node's rendered
+    /// config): a node can use only the secrets its own config referenced. The others are
+    /// still recognised by `mask`, so a handle that leaks into an output is shown by name.
     pub fn retain_used(&mut self, rendered: &str) {
-        self.bound.retain(|b| rendered.contains(b.handle.as_str()));
+        for binding in &mut self.bound {
+            binding.usable = rendered.contains(binding.handle.as_str());
+        }
     }
 
     /// Names of the bound secrets whose handles occur in `text`.
     pub fn used_in(&self, text: &[u8]) -> Vec<String> {
         let mut used = vec![false; self.bound.len()];
-        for (_, index) in self.handles_in(text) {
+        for (_, index) in self.handles_in(text, true) {
             used[index] = true;
         }
         self.bound
@@ -299,7 +306,7 @@ impl Bindings {
     /// Handles -> values. `encoding` says how to encode the value where the handle sits.
     /// Handles not bound here are left as they are.
     pub fn reveal(&self, text: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
-        let found: Vec<(usize, usize)> = self.handles_in(text).collect();
+        let found: Vec<(usize, usize)> = self.handles_in(text, true).collect();
         // Reserve the worst case up front: a reallocation would leave an unwiped copy behind.
         let worst: usize = found
             .iter()
@@ -325,7 +332,7 @@ impl Bindings {
     pub fn mask(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
-        for (pos, index) in self.handles_in(text.as_bytes()) {
+        for (pos, index) in self.handles_in(text.as_bytes(), false) {
             out.push_str(&text[at..pos]);
             out.push_str(&self.store.secrets[self.bound[index].secret].label);
             at = pos + HANDLE_LEN;
@@ -345,14 +352,22 @@ impl Bindings {
     }
 
     /// (byte offset, index into `bound`) of every bound handle in `text`, in order.
-    fn handles_in<'t>(&'t self, text: &'t [u8]) -> impl Iterator<Item = (usize, usize)> + 't {
+    /// With `only_usable`, handles of secrets dropped by `retain_used` are skipped.
+    fn handles_in<'t>(
+        &'t self,
+        text: &'t [u8],
+        only_usable: bool,
+    ) -> impl Iterator<Item = (usize, usize)> + 't {
         let mut at = 0;
         std::iter::from_fn(move || {
             while let Some(rel) = find(&text[at..], HANDLE_PREFIX) {
                 let pos = at + rel;
                 let candidate = text.get(pos..pos + HANDLE_LEN);
-                let bound = candidate
-                    .and_then(|c| self.bound.iter().position(|b| b.handle.as_bytes() == c));
+                let bound = candidate.and_then(|c| {
+                    self.bound
+                        .iter()
+                        .position(|b| b.handle.as_bytes() == c && (b.usable || !only_usable))
+                });
                 match bound {
                     Some(index) => {
                         at = pos + HANDLE_LEN;

@@ -258,3 +258,25 @@ fn runs_are_stored_and_listed() {
     let stored: Value = serde_json::from_str(&shown.stdout()).unwrap();
     assert_eq!(stored["nodeRuns"][1]["output"]["response"]["status"], 200);
 }
+
+#[test]
+fn secret_handles_never_reach_stored_outputs_even_through_variables() {
+    let receiver = Receiver::start();
+    let mut call = webhook("call", &format!("{}/x", receiver.url()), json!({}));
+    call["variables"] = json!({"token": "{{ .secrets[\"api-token\"] }}", "ok": "{{ .result.ok }}"});
+    let text = workflow(vec![call], vec![("start", "call", json!({}))]);
+    let mut scene = Scene::new();
+    scene.env("AIRLOCK_SECRET_API_TOKEN", "canary-Vr7q2wLs");
+    let out = run(&scene, &receiver, &text, json!({}));
+    out.expect_code(0);
+    let json = out.json();
+    let output = &node_run(&json, "call")["output"];
+    assert_eq!(output["token"], "[secret:api-token]");
+    assert_eq!(output["ok"], true);
+    assert!(
+        !out.stdout().contains("__airlock_secret_"),
+        "{}",
+        out.stdout()
+    );
+    scene.assert_nowhere(&out, &["canary-Vr7q2wLs", "__airlock_secret_"]);
+}

@@ -196,8 +196,7 @@ impl Runtime {
             })
             .collect();
         let output = match outcome.result {
-            // Handles are not secrets, but they mean nothing outside this node run: show names.
-            Ok(text) => match serde_json::from_str::<Value>(&bindings.mask(&text)) {
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
                 Ok(output) => output,
                 Err(e) => {
                     return Step {
@@ -214,8 +213,9 @@ impl Runtime {
             }
         };
         match apply_variables(node, ctx, output) {
+            // Handles are not secrets, but they mean nothing outside this node run: show names.
             Ok(output) => Step {
-                output,
+                output: mask_handles(&bindings, output),
                 error: None,
                 logs,
                 outlet: None,
@@ -226,6 +226,16 @@ impl Runtime {
             },
         }
     }
+}
+
+/// Replaces secret handles in `value` with `[secret:NAME]`.
+fn mask_handles(bindings: &Bindings, value: Value) -> Value {
+    let text = value.to_string();
+    let masked = bindings.mask(&text);
+    if masked == text {
+        return value;
+    }
+    serde_json::from_str(&masked).unwrap_or(value)
 }
 
 /// A node's `variables`, when present, replace its output; each is evaluated with `.result`

@@ -148,6 +148,8 @@ fn retain_used_and_used_in() {
         b.as_bytes()
     );
     assert!(bindings.used_in(text.as_bytes()).is_empty());
+    // …but a leaked handle of `b` is still shown by name, never as a live-looking handle.
+    assert_eq!(bindings.mask(&text), "x [secret:b] y [secret:b]");
 }
 
 #[test]
