@@ -10,6 +10,13 @@ use crate::engine::StateDir;
 pub(crate) fn audit(args: AuditArgs) -> Result<u8, Exit> {
     let path = StateDir::new(&args.state_dir).audit();
     if let Some(AuditAction::Verify) = args.action {
+        // A missing log is not an intact one: it may have been deleted.
+        if !path.exists() {
+            return Err(failed(anyhow!(
+                "{}: no audit log here (wrong --state-dir, or the log was removed)",
+                path.display()
+            )));
+        }
         return match audit::verify(&path) {
             Ok(count) => {
                 println!("{}: intact ({count} records)", path.display());

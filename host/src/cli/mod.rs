@@ -42,6 +42,20 @@ pub(crate) fn failed(e: impl Into<anyhow::Error>) -> Exit {
     Exit::Failed(e.into())
 }
 
+/// The error and its causes on one line. Our error types already print their source in their
+/// own message, so a cause whose text is already shown is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -75,7 +89,7 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(exit) => {
             let (Exit::Invalid(e) | Exit::Failed(e)) = &exit;
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(e));
             ExitCode::from(exit.code())
         }
     }

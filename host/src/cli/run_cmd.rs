@@ -87,6 +87,19 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
 
 pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
     let state = StateDir::new(&args.state_dir);
+    // Listing must not create a state dir: no store yet means no runs yet.
+    if !state.runs().exists() {
+        return match args.run {
+            Some(id) => Err(invalid(anyhow!(
+                "no run {id}: {} does not exist",
+                state.runs().display()
+            ))),
+            None => {
+                println!("no runs yet in {}", args.state_dir.display());
+                Ok(0)
+            }
+        };
+    }
     let store = RunStore::open(&state.runs()).map_err(failed)?;
     match args.run {
         Some(id) => {
