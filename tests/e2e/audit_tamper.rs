@@ -255,7 +255,14 @@ fn a_missing_log_is_not_intact_and_read_commands_create_nothing() {
     let scene = Scene::new();
     let out = scene.airlock(&["audit", "verify"]);
     out.expect_code(1);
-    assert!(out.stderr().contains("no audit log here"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("no audit log here"),
+        "{}",
+        out.stderr()
+    );
     scene.airlock(&["runs"]).expect_code(0);
-    assert!(!scene.state_dir().exists(), "read-only commands must not create the state dir");
+    assert!(
+        !scene.state_dir().exists(),
+        "read-only commands must not create the state dir"
+    );
 }
