@@ -31,19 +31,11 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// What `run` and `validate` both take: the workflow and what it runs against.
 #[derive(Args)]
-pub struct RunArgs {
+pub struct WorkflowArgs {
     /// The workflow file (Port's Workflows JSON).
     pub workflow: PathBuf,
-    /// The trigger's payload: inline JSON, or @FILE.
-    #[arg(long)]
-    pub inputs: Option<String>,
-    /// Which trigger fires, when the workflow has several.
-    #[arg(long)]
-    pub trigger: Option<String>,
-    /// Secrets: a JSON object of name -> value (AIRLOCK_SECRET_<NAME> variables also count).
-    #[arg(long)]
-    pub secrets: Option<PathBuf>,
     /// The egress policy (TOML). Without it, any public address is allowed and nothing private.
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -53,22 +45,31 @@ pub struct RunArgs {
     /// Where audit log, run store and compile cache live.
     #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
     pub state_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: WorkflowArgs,
+    /// The trigger's payload: inline JSON, or @FILE.
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// Which trigger fires, when the workflow has several.
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// Secrets: a JSON object of name -> value (AIRLOCK_SECRET_<NAME> variables also count).
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
     /// Print the run as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Checks the workflow (and policy, and custom node components) without running anything.
 #[derive(Args)]
 pub struct ValidateArgs {
-    pub workflow: PathBuf,
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
-    /// Custom nodes (as for `run`); their components are loaded and checked too.
-    #[arg(long = "nodes", value_name = "DIR")]
-    pub nodes: Vec<PathBuf>,
-    /// Holds the compile cache used when checking custom node components.
-    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
-    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub target: WorkflowArgs,
 }
 
 #[derive(Args)]

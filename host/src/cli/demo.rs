@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::args::{DemoArgs, RunArgs};
+use super::args::{DemoArgs, RunArgs, WorkflowArgs};
 use super::{Exit, failed, invalid, print, run_cmd};
 use crate::audit::{self, AuditFilter};
 use crate::engine::StateDir;
@@ -48,16 +48,18 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
     .map_err(invalid)?;
     inputs["receiver"] = json!(format!("http://{addr}"));
     let run_args = RunArgs {
-        workflow: file("deploy.json"),
+        target: WorkflowArgs {
+            workflow: file("deploy.json"),
+            policy: Some(file("airlock.toml")),
+            nodes: Vec::new(),
+            state_dir: args.state_dir.clone(),
+        },
         inputs: Some(inputs.to_string()),
         trigger: None,
         secrets: Some(file("secrets.json")),
-        policy: Some(file("airlock.toml")),
-        nodes: Vec::new(),
-        state_dir: args.state_dir.clone(),
         json: false,
     };
-    let state_dir = run_args.state_dir.clone();
+    let state_dir = args.state_dir.clone();
     let (run, code) = run_cmd::execute(run_args).await?;
     println!("\n{}", print::summary(&run));
 

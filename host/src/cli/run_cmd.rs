@@ -31,19 +31,24 @@ pub(crate) async fn run(args: RunArgs) -> Result<u8, Exit> {
 /// Checks everything, runs the workflow once and stores the run; returns it with its exit code.
 pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     // Everything that can be wrong with the input is checked before anything is sent.
-    let policy = setup::load_policy(args.policy.as_deref())?;
+    let policy = setup::load_policy(args.target.policy.as_deref())?;
     let secrets = setup::load_secrets(args.secrets.as_deref())?;
-    let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
-    let workflow = load_workflow(&args.workflow, &manifests)?;
+    let manifests = engine::load_dirs(&args.target.nodes).map_err(invalid)?;
+    let workflow = load_workflow(&args.target.workflow, &manifests)?;
     let trigger = pick_trigger(&workflow, args.trigger.as_deref()).map_err(invalid)?;
     let mut payload = inputs::parse(args.inputs.as_deref()).map_err(invalid)?;
     if let Some(user_inputs) = trigger.user_inputs() {
         inputs::check_user_inputs(&trigger.identifier, user_inputs, &mut payload)
             .map_err(invalid)?;
     }
-    require_secrets(&workflow, &secrets, &args.workflow.display().to_string()).map_err(invalid)?;
+    require_secrets(
+        &workflow,
+        &secrets,
+        &args.target.workflow.display().to_string(),
+    )
+    .map_err(invalid)?;
 
-    let state = StateDir::new(&args.state_dir);
+    let state = StateDir::new(&args.target.state_dir);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
     runtime
         .nodes
@@ -58,15 +63,17 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
 
 pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     let policy = args
+        .target
         .policy
         .as_deref()
         .map(|p| setup::load_policy(Some(p)))
         .transpose()?;
-    let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
-    let workflow = load_workflow(&args.workflow, &manifests)?;
+    let manifests = engine::load_dirs(&args.target.nodes).map_err(invalid)?;
+    let workflow = load_workflow(&args.target.workflow, &manifests)?;
     if !manifests.is_empty() {
         // Loading is the check: a component that is not an action node is refused here.
-        let sandbox = Sandbox::new(&StateDir::new(&args.state_dir).cache()).map_err(failed)?;
+        let sandbox =
+            Sandbox::new(&StateDir::new(&args.target.state_dir).cache()).map_err(failed)?;
         let mut nodes = NodeRegistry::with_builtins(&sandbox).map_err(failed)?;
         nodes
             .add_custom(&sandbox, manifests, &NodeLimits::default())
@@ -74,7 +81,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     }
     println!(
         "{}: valid workflow \"{}\" ({} nodes, {} connections)",
-        args.workflow.display(),
+        args.target.workflow.display(),
         workflow.identifier,
         workflow.nodes.len(),
         workflow.connections.len()
