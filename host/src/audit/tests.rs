@@ -326,3 +326,19 @@ async fn concurrent_async_appends_are_committed_in_groups_into_one_chain() {
         .collect();
     assert_eq!(nodes.len(), 200);
 }
+
+#[test]
+fn head_may_lag_by_one_batch_but_no_more() {
+    let count = MAX_BATCH + 3;
+    let (_dir, path) = log_with(count);
+    let lines = lines_of(&path);
+    let set_head = |seq: usize| {
+        let record: AuditRecord = serde_json::from_str(&lines[seq]).expect("record");
+        std::fs::write(Head::path(&path), format!("{:020} {}\n", seq, record.hash)).expect("head");
+    };
+    // A crash after syncing a full batch and before moving the head.
+    set_head(count - 1 - MAX_BATCH);
+    assert_eq!(verify(&path).expect("verify"), count);
+    set_head(count - 2 - MAX_BATCH);
+    assert!(failure(&path).2.contains("far behind"));
+}

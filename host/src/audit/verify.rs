@@ -104,7 +104,8 @@ fn next_seq<I: Iterator<Item = std::io::Result<Line>>>(lines: &mut Peekable<I>) 
 }
 
 /// The chain cannot show its last records were removed; the head sidecar can. The head may lag
-/// the log by one record: a crash between writing the line and the head.
+/// the log by up to one batch (`MAX_BATCH` records): a crash between syncing a batch's lines and
+/// moving the head.
 fn check_head(
     path: &Path,
     head: Result<Option<(u64, String)>, String>,
@@ -137,7 +138,7 @@ fn check_head(
             ),
         ));
     }
-    if head_seq + 2 < next_seq {
+    if head_seq + super::MAX_BATCH as u64 + 1 < next_seq {
         return Err(broken(
             next_line - 1,
             next_seq - 1,
