@@ -151,7 +151,9 @@ const MAX_BATCH: usize = 512;
 /// own record is on disk; the fsync cost is shared instead of paid per record.
 pub struct AuditLog {
     path: PathBuf,
-    queue: std::sync::mpsc::Sender<Pending>,
+    /// `None` only while dropping: closing the queue lets the writer finish and exit.
+    queue: Option<std::sync::mpsc::Sender<Pending>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AuditLog {
@@ -179,7 +181,7 @@ impl AuditLog {
             tail,
         };
         let (queue, pending) = std::sync::mpsc::channel::<Pending>();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("airlock-audit".into())
             .spawn(move || {
                 // Ends when every `AuditLog` handle is gone and the queue is drained.
@@ -197,16 +199,29 @@ impl AuditLog {
             .map_err(&io)?;
         Ok(AuditLog {
             path: path.to_owned(),
-            queue,
+            queue: Some(queue),
+            writer: Some(writer),
         })
+    }
+
+    fn enqueue(&self, pending: Pending) -> Result<(), AuditError> {
+        self.queue
+            .as_ref()
+            .and_then(|queue| queue.send(pending).ok())
+            .ok_or_else(|| self.writer_gone())
+    }
+
+    /// Queues a record without waiting for it, for callers that cannot wait (a node run being
+    /// stopped inside a synchronous host call). It is written before this log is dropped.
+    pub fn append_detached(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (written, _) = tokio::sync::oneshot::channel();
+        self.enqueue(Pending { record, written })
     }
 
     /// Fills `seq`, `prev`, `hash`, and returns once the record is written and synced.
     pub async fn append(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (written, done) = tokio::sync::oneshot::channel();
-        self.queue
-            .send(Pending { record, written })
-            .map_err(|_| self.writer_gone())?;
+        self.enqueue(Pending { record, written })?;
         let outcome = done.await.map_err(|_| self.writer_gone())?;
         outcome.map_err(|reason| AuditError::Io {
             path: self.path.display().to_string(),
@@ -217,9 +232,7 @@ impl AuditLog {
     /// [`AuditLog::append`] for code outside an async runtime.
     pub fn append_blocking(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (written, done) = tokio::sync::oneshot::channel();
-        self.queue
-            .send(Pending { record, written })
-            .map_err(|_| self.writer_gone())?;
+        self.enqueue(Pending { record, written })?;
         let outcome = done.blocking_recv().map_err(|_| self.writer_gone())?;
         outcome.map_err(|reason| AuditError::Io {
             path: self.path.display().to_string(),
@@ -231,6 +244,16 @@ impl AuditLog {
         AuditError::Io {
             path: self.path.display().to_string(),
             source: std::io::Error::other("the audit writer thread stopped"),
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    /// Every queued record, detached ones included, is on disk before the log goes away.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }

@@ -181,7 +181,21 @@ fn ten_thousand_requests_stop_at_the_request_cap() {
         "request limit of 25 egress requests per node run exceeded"
     );
     assert_eq!(receiver.requests().len(), 25);
-    assert_eq!(scene.audit_records().len(), 25);
+    // 25 sent, then the attempt that stopped the node: refused, and audited as a deny.
+    let audit = scene.audit_records();
+    assert_eq!(audit.len(), 26);
+    assert!(audit[..25].iter().all(|r| r["decision"] == "allow"));
+    assert_eq!(audit[25]["decision"], "deny");
+    assert_eq!(
+        audit[25]["rule"],
+        "request limit of 25 egress requests per node run exceeded"
+    );
+    assert!(
+        audit[25]["url"].as_str().unwrap().ends_with("/x"),
+        "{}",
+        audit[25]
+    );
+    scene.airlock(&["audit", "verify"]).expect_code(0);
 }
 
 #[test]

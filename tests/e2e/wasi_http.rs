@@ -306,6 +306,13 @@ fn wasi_http_requests_count_against_the_request_limit() {
     );
     let paths: Vec<String> = receiver.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/hook", "/client", "/client"]);
+    // The third wasi:http attempt was refused before the gate, and still audited.
+    let audit = scene.audit_records();
+    let refused = audit.last().unwrap();
+    assert_eq!(refused["node"], "client");
+    assert_eq!(refused["decision"], "deny");
+    assert_eq!(refused["method"], "GET");
+    assert_eq!(refused["url"], format!("{}/client", receiver.url()));
 }
 
 #[test]

@@ -342,3 +342,16 @@ fn head_may_lag_by_one_batch_but_no_more() {
     set_head(count - 2 - MAX_BATCH);
     assert!(failure(&path).2.contains("far behind"));
 }
+
+#[test]
+fn detached_appends_are_on_disk_once_the_log_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    for i in 0..50 {
+        log.append_detached(record("r", &format!("d{i}"), Decision::Deny))
+            .unwrap();
+    }
+    drop(log);
+    assert_eq!(verify(&path).unwrap(), 50);
+}

@@ -113,6 +113,42 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Audits a request the sandbox refused before it reached the gate (a node stopped at its
+    /// request limit). It does not wait for the write: the caller may be inside a synchronous
+    /// host call. The record is on disk before the audit log is dropped.
+    pub fn record_refusal(&self, caller: &Caller, method: &str, url: &str, reason: &str) {
+        let bindings = &caller.bindings;
+        let record = AuditRecord {
+            seq: 0,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            run: caller.run.clone(),
+            node_run: caller.node_run.clone(),
+            node: caller.node.clone(),
+            component: caller.component.clone(),
+            method: bindings.mask(method),
+            url: bindings
+                .store()
+                .redact_str(&bindings.mask(url))
+                .into_owned(),
+            resolved_ip: None,
+            decision: Decision::Deny,
+            rule: Some(reason.to_string()),
+            secrets: Vec::new(),
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            duration_ms: 0,
+            error: Some(EgressError::Denied(reason.to_string()).to_string()),
+            prev: String::new(),
+            hash: String::new(),
+        };
+        if let Err(err) = self.inner.audit.append_detached(record) {
+            tracing::error!(error = %err, "could not audit a refused request");
+        }
+    }
+}
+
 impl Inner {
     async fn send(&self, caller: &Who, made: u32, req: Request) -> Result<Response, EgressError> {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

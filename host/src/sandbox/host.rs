@@ -86,10 +86,13 @@ impl NodeState {
     /// stopped, not answered: a loop ignoring denials would otherwise spin on them. (The gate's
     /// own cap is the policy's highest.) Counted here, when the node asks, because a wasi:http
     /// request reaches the gate only later and several can be in flight.
-    pub(super) fn start_request(&mut self) -> wasmtime::Result<()> {
+    /// `method` and `url` are what the node asked for: a refused attempt is audited too.
+    pub(super) fn start_request(&mut self, method: &str, url: &str) -> wasmtime::Result<()> {
         if self.requests_started >= self.limits.max_requests {
             self.request_limit_hit = true;
-            wasmtime::bail!(limits::request_limit_message(&self.limits));
+            let reason = limits::request_limit_message(&self.limits);
+            self.gate.record_refusal(&self.caller, method, url, &reason);
+            wasmtime::bail!(reason);
         }
         self.requests_started += 1;
         Ok(())
@@ -130,7 +133,7 @@ impl egress::Host for NodeState {
         &mut self,
         request: egress::Request,
     ) -> wasmtime::Result<Result<egress::Response, egress::Error>> {
-        self.start_request()?;
+        self.start_request(&request.method, &request.url)?;
         let request = Request {
             method: request.method,
             url: request.url,

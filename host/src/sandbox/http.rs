@@ -47,12 +47,34 @@ fn handle(
     ),
 ) -> wasmtime::Result<(HandleResult,)> {
     let state = store.data_mut();
-    state.start_request()?;
+    let (method, url) = describe(state, &request);
+    state.start_request(&method, &url)?;
     match outgoing_handler::Host::handle(&mut state.http(), request, options) {
         Ok(future) => Ok((Ok(future),)),
         // Anything but an error code is a trap, as in the crate's own binding.
         Err(err) => Ok((Err(err.downcast()?),)),
     }
+}
+
+/// The method and URL of a wasi:http request, for the audit record of a refused attempt.
+fn describe(state: &mut NodeState, request: &Resource<HostOutgoingRequest>) -> (String, String) {
+    let view = state.http();
+    let Ok(request) = view.table.get(request) else {
+        return ("?".into(), "?".into());
+    };
+    let method: Result<http::Method, _> = request.method.clone().try_into();
+    let method = method.map_or_else(|_| "?".to_string(), |m| m.to_string());
+    let scheme = match &request.scheme {
+        Some(types::Scheme::Http) => "http",
+        Some(types::Scheme::Other(other)) => other.as_str(),
+        Some(types::Scheme::Https) | None => "https",
+    };
+    let url = format!(
+        "{scheme}://{}{}",
+        request.authority.as_deref().unwrap_or_default(),
+        request.path_with_query.as_deref().unwrap_or("/")
+    );
+    (method, url)
 }
 
 /// The wasi:http hooks of one node run: every outgoing request goes through the gate.
