@@ -1,6 +1,6 @@
 //! Airlock's benchmarks, each side by side with a plain baseline against one local HTTP server,
-//! printed as a table of ratios. Run: `cargo build --release -p airlock && cargo run --release
-//! -p airlock-bench` (the process measurement spawns target/release/airlock). `--quick` for a
+//! printed as a table of ratios. Run: `cargo run --release -p airlock-bench` (the process
+//! measurement builds and spawns target/release/airlock). `--quick` for a
 //! short run, `--airlock PATH` for another binary, `--only GROUP` to profile one group.
 
 mod audit;
@@ -70,6 +70,8 @@ impl Sizes {
 struct Options {
     quick: bool,
     airlock: PathBuf,
+    /// Build `airlock` first (unless `--airlock PATH` names another binary).
+    build_airlock: bool,
     /// Run only this group (for profiling one measurement).
     only: Option<String>,
 }
@@ -109,13 +111,17 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
         airlock: exe.with_file_name("airlock"),
+        build_airlock: true,
         only: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
-            "--airlock" => options.airlock = args.next().context("--airlock needs a path")?.into(),
+            "--airlock" => {
+                options.airlock = args.next().context("--airlock needs a path")?.into();
+                options.build_airlock = false;
+            }
             "--only" => {
                 let group = args.next().context("--only needs a group")?;
                 if !GROUPS.contains(&group.as_str()) {
@@ -328,6 +334,18 @@ fn process_row(
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
+    if options.build_airlock {
+        // The binary next to this one, built from this checkout: never measure a stale one.
+        progress("building target/release/airlock (cargo build --release -p airlock)");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "--quiet", "-p", "airlock"])
+            .current_dir(root)
+            .status()
+            .context("running cargo build for the airlock binary")?;
+        anyhow::ensure!(status.success(), "cargo build --release -p airlock failed");
+    }
     progress("`airlock run` process vs curl");
     if !options.airlock.is_file() {
         notes.push(format!(
