@@ -3,6 +3,7 @@
 //! touches wasmtime and only `egress` opens sockets.
 
 pub mod audit;
+pub mod authoring;
 pub mod cli;
 pub mod egress;
 pub mod engine;

@@ -5,6 +5,7 @@ mod support;
 
 mod adversarial;
 mod audit_tamper;
+mod authoring;
 mod custom_nodes;
 mod demo;
 mod flow;

@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod demo;
 mod inputs;
+mod node_cmd;
 mod policy_cmd;
 mod print;
 mod run_cmd;
@@ -83,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Runs(args) => run_cmd::runs(args),
             Command::Policy(args) => policy_cmd::policy(args).await,
             Command::Demo(args) => demo::demo(args).await,
+            Command::Node(args) => node_cmd::node(args),
         }
     });
     match outcome {

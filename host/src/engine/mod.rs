@@ -12,7 +12,7 @@ mod runtime;
 use std::sync::Arc;
 
 pub use ids::{new_node_run_id, new_run_id};
-pub use manifest::{ManifestError, NodeManifest, check_secrets, load_dirs};
+pub use manifest::{MANIFEST_FILE, ManifestError, NodeManifest, check_secrets, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
 pub use runtime::{RuntimeError, StateDir};
