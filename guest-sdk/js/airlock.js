@@ -96,13 +96,23 @@ export const info = (message) => log("info", String(message));
 export const warn = (message) => log("warn", String(message));
 export const error = (message) => log("error", String(message));
 
-/** Wraps `handler(ctx, config)` as the component's `run` export: JSON in, JSON out. */
+/**
+ * Wraps `handler(ctx, config)` as the component's `run` export: JSON in, JSON out. The handler
+ * may be async (e.g. to await fetch()); the runtime runs the event loop until it settles.
+ */
 export function node(handler) {
+  // The export's error is a string: the message of whatever was thrown.
+  const fail = (e) => {
+    throw e instanceof Error ? e.message : String(e);
+  };
+  const output = (value) => JSON.stringify(value ?? null);
   return (ctx, config) => {
+    let result;
     try {
-      return JSON.stringify(handler(ctx, JSON.parse(config)) ?? null);
+      result = handler(ctx, JSON.parse(config));
     } catch (e) {
-      throw e instanceof Error ? e.message : String(e);
+      fail(e);
     }
+    return result instanceof Promise ? result.then(output, fail) : output(result);
   };
 }

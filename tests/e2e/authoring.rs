@@ -165,7 +165,11 @@ fn scaffold_build_run(lang: &str) {
     );
     let denied = scene.audit_records().pop().unwrap();
     assert_eq!(denied["decision"], "deny");
-    assert_eq!(receiver.requests().len(), 2, "the denied request was not sent");
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "the denied request was not sent"
+    );
 }
 
 #[test]
@@ -245,7 +249,8 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
         "{stdout}"
     );
     assert!(
-        out.stderr().contains("imports `acme:vault/keys`, which this host does not provide"),
+        out.stderr()
+            .contains("imports `acme:vault/keys`, which this host does not provide"),
         "{}",
         out.stderr()
     );
@@ -264,7 +269,8 @@ fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
         let out = scene.airlock(&[command, path(&wf), "--nodes", path(&dir)]);
         out.expect_code(2);
         assert!(
-            out.stderr().contains("imports `acme:vault/keys`, which this host does not provide"),
+            out.stderr()
+                .contains("imports `acme:vault/keys`, which this host does not provide"),
             "{command}: {}",
             out.stderr()
         );
@@ -283,11 +289,131 @@ fn inspect_describes_a_runnable_component() {
     for expected in [
         "world     airlock:node/action-node",
         "exports   run",
-        "airlock:node/egress@0.1.0",
+        "airlock:node/log@0.1.0                     the node run's logs",
         "runnable  yes",
         &format!("{} bytes", bytes.len()),
         "digest    sha256:",
     ] {
         assert!(stdout.contains(expected), "{expected}: {stdout}");
     }
+}
+
+const HOSTILE_PYTHON: &str = r#"
+import airlock_node as airlock
+from airlock_node import WitWorld  # noqa: F401
+
+
+@airlock.node
+def run(ctx, config):
+    if config["do"] == "spin":
+        while True:
+            pass
+    hoard = []
+    while True:
+        hoard.append(bytearray(1 << 20))
+"#;
+
+const HOSTILE_JS: &str = r#"
+import { node } from "./airlock.js";
+
+export const run = node((ctx, config) => {
+  if (config.do === "spin") for (;;) {}
+  const hoard = [];
+  for (;;) hoard.push(new Uint8Array(1 << 20).fill(1));
+});
+"#;
+
+/// An infinite loop and a memory bomb in a language with its own runtime: each is stopped at its
+/// limit and fails its own node run, and the workflow goes on to the next node.
+fn hostile(lang: &str, source_file: &str, source: &str) {
+    let scene = Scene::new();
+    let dir = new_project(&scene, "hostile", lang, "http://127.0.0.1:9");
+    std::fs::write(dir.join(source_file), source).unwrap();
+    build(&scene, &dir);
+    let wf = json!({
+        "identifier": "hostile",
+        "nodes": [
+            {"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}},
+            {"identifier": "spin", "config": {"type": "HOSTILE", "do": "spin", "onFailure": "continue"}},
+            {"identifier": "hoard", "config": {"type": "HOSTILE", "do": "hoard"}}
+        ],
+        "connections": [
+            {"sourceIdentifier": "start", "targetIdentifier": "spin"},
+            {"sourceIdentifier": "spin", "targetIdentifier": "hoard"}
+        ]
+    });
+    let wf = scene.write("wf.json", &wf.to_string());
+    let policy = scene.write(
+        "airlock.toml",
+        "[limits]\ncpu_time_ms = 1000\nmemory = \"64 MiB\"\n",
+    );
+    let started = std::time::Instant::now();
+    let out = scene.airlock(&[
+        "run",
+        path(&wf),
+        "--nodes",
+        path(&dir),
+        "--policy",
+        path(&policy),
+        "--json",
+    ]);
+    out.expect_code(1);
+    let run = out.json();
+    assert_eq!(
+        node_run(&run, "spin")["error"],
+        "CPU time limit of 1000 ms exceeded",
+        "{lang}: {run:#}"
+    );
+    assert_eq!(
+        node_run(&run, "hoard")["error"],
+        format!("memory limit of {} bytes exceeded", 64 << 20),
+        "{lang}: {run:#}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{lang}"
+    );
+}
+
+#[test]
+fn a_hostile_python_node_is_stopped_at_its_limits() {
+    hostile("python", "app.py", HOSTILE_PYTHON);
+}
+
+#[test]
+fn a_hostile_javascript_node_is_stopped_at_its_limits() {
+    hostile("js", "app.js", HOSTILE_JS);
+}
+
+/// `node build` compiles the component into the state dir's cache: the run that follows loads
+/// it from there and compiles nothing.
+#[test]
+fn node_build_precompiles_so_the_first_run_does_not_compile() {
+    let receiver = receiver();
+    let scene = Scene::new();
+    let dir = new_project(&scene, "cached", "python", &receiver.url());
+    build(&scene, &dir);
+    let cache = scene.state_dir().join("cache");
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let after_build = entries();
+    assert_eq!(after_build.len(), 1, "{after_build:?}");
+    let out = run(
+        &scene,
+        &dir,
+        "CACHED",
+        &format!("{}/status", receiver.url()),
+        &receiver,
+    );
+    out.expect_code(0);
+    let after_run = entries();
+    // The built-in WEBHOOK node is compiled on the first run; the Python node is not again.
+    assert!(after_run.contains(&after_build[0]), "{after_run:?}");
+    assert_eq!(after_run.len(), 2, "{after_run:?}");
 }

@@ -8,6 +8,7 @@ mod audit_tamper;
 mod authoring;
 mod custom_nodes;
 mod demo;
+mod examples;
 mod flow;
 mod hostile;
 mod invalid;

@@ -15,7 +15,9 @@ pub use toolchain::build;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthoringError {
-    #[error("{dir}: already exists and is not empty; `airlock node new` needs a new or empty directory")]
+    #[error(
+        "{dir}: already exists and is not empty; `airlock node new` needs a new or empty directory"
+    )]
     NotEmpty { dir: PathBuf },
     #[error(
         "{dir}: no node type can be derived from the directory name `{name}`; pass --type UPPER_SNAKE_NAME"

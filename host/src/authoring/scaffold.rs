@@ -75,26 +75,56 @@ pub fn new_project(
 fn language_files(language: Language) -> Vec<(&'static str, &'static str)> {
     match language {
         Language::Rust => vec![
-            ("Cargo.toml", include_str!("../../../guest-sdk/templates/rust/Cargo.toml")),
-            ("src/lib.rs", include_str!("../../../guest-sdk/templates/rust/lib.rs")),
+            (
+                "Cargo.toml",
+                include_str!("../../../guest-sdk/templates/rust/Cargo.toml"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../../../guest-sdk/templates/rust/lib.rs"),
+            ),
             (
                 "airlock-guest/Cargo.toml",
                 include_str!("../../../guest-sdk/templates/rust/airlock-guest.toml"),
             ),
-            ("airlock-guest/src/lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
-            ("airlock-guest/src/log.rs", include_str!("../../../guest-sdk/src/log.rs")),
-            ("airlock-guest/src/request.rs", include_str!("../../../guest-sdk/src/request.rs")),
+            (
+                "airlock-guest/src/lib.rs",
+                include_str!("../../../guest-sdk/src/lib.rs"),
+            ),
+            (
+                "airlock-guest/src/log.rs",
+                include_str!("../../../guest-sdk/src/log.rs"),
+            ),
+            (
+                "airlock-guest/src/request.rs",
+                include_str!("../../../guest-sdk/src/request.rs"),
+            ),
         ],
         Language::Python => vec![
-            ("app.py", include_str!("../../../guest-sdk/templates/python/app.py")),
-            ("airlock_node.py", include_str!("../../../guest-sdk/python/airlock_node.py")),
+            (
+                "app.py",
+                include_str!("../../../guest-sdk/templates/python/app.py"),
+            ),
+            (
+                "airlock_node.py",
+                include_str!("../../../guest-sdk/python/airlock_node.py"),
+            ),
         ],
         Language::JavaScript => vec![
-            ("app.js", include_str!("../../../guest-sdk/templates/js/app.js")),
-            ("airlock.js", include_str!("../../../guest-sdk/js/airlock.js")),
+            (
+                "app.js",
+                include_str!("../../../guest-sdk/templates/js/app.js"),
+            ),
+            (
+                "airlock.js",
+                include_str!("../../../guest-sdk/js/airlock.js"),
+            ),
         ],
         Language::C => vec![
-            ("node.c", include_str!("../../../guest-sdk/templates/c/node.c")),
+            (
+                "node.c",
+                include_str!("../../../guest-sdk/templates/c/node.c"),
+            ),
             ("airlock.h", include_str!("../../../guest-sdk/c/airlock.h")),
             ("airlock.c", include_str!("../../../guest-sdk/c/airlock.c")),
         ],
@@ -171,7 +201,10 @@ mod tests {
     #[test]
     fn the_type_is_the_directory_name_in_upper_snake() {
         assert_eq!(type_from_dir(Path::new("/x/my-node")).unwrap(), "MY_NODE");
-        assert_eq!(type_from_dir(Path::new("status.ping")).unwrap(), "STATUS_PING");
+        assert_eq!(
+            type_from_dir(Path::new("status.ping")).unwrap(),
+            "STATUS_PING"
+        );
         assert!(matches!(
             type_from_dir(Path::new("/x/42")),
             Err(AuthoringError::NoTypeName { .. })
@@ -210,7 +243,10 @@ mod tests {
             let made = new_project(&project, language, None).unwrap();
             assert_eq!(made.node_type, "MY_NODE");
             assert!(project.join(language.marker()).is_file(), "{language}");
-            assert_eq!(std::fs::read_to_string(project.join("wit/node.wit")).unwrap(), WIT);
+            assert_eq!(
+                std::fs::read_to_string(project.join("wit/node.wit")).unwrap(),
+                WIT
+            );
             let manifest = NodeManifest::parse(
                 &std::fs::read_to_string(project.join("node.toml")).unwrap(),
                 &project.join("node.toml"),
@@ -218,7 +254,10 @@ mod tests {
             )
             .unwrap();
             assert_eq!(manifest.node_type, "MY_NODE");
-            assert!(manifest.egress_allow.is_empty(), "left for the author to fill");
+            assert!(
+                manifest.egress_allow.is_empty(),
+                "left for the author to fill"
+            );
             let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
             assert!(readme.contains("airlock node build ."), "{readme}");
             assert!(!readme.contains("{{"), "{readme}");

@@ -49,12 +49,11 @@ pub fn build(dir: &Path) -> Result<PathBuf, AuthoringError> {
     })?;
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(io_error(&manifest_path))?;
-    let manifest = NodeManifest::parse(&text, &manifest_path, dir).map_err(|e| {
-        AuthoringError::Manifest {
+    let manifest =
+        NodeManifest::parse(&text, &manifest_path, dir).map_err(|e| AuthoringError::Manifest {
             path: manifest_path.clone(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     // Absolute, because the tools run in the project directory.
     let output = std::path::absolute(&manifest.component).map_err(io_error(&manifest.component))?;
     require_tools(language)?;
@@ -82,7 +81,8 @@ pub fn build(dir: &Path) -> Result<PathBuf, AuthoringError> {
 /// The commands that build a project, in order.
 /// `component_ld` is the path of `wasm-component-ld`, the C build's linker.
 fn steps(language: Language, dir: &Path, output: &Path, component_ld: &str) -> Vec<Step> {
-    let out = output.to_string_lossy();
+    let out = output.to_string_lossy().into_owned();
+    let out = out.as_str();
     match language {
         Language::Rust => vec![Step::new(
             "cargo",
@@ -97,7 +97,18 @@ fn steps(language: Language, dir: &Path, output: &Path, component_ld: &str) -> V
         )],
         Language::Python => vec![Step::new(
             "componentize-py",
-            &["-d", "wit", "-w", WORLD, "componentize", "app", "-p", ".", "-o", &out],
+            &[
+                "-d",
+                "wit",
+                "-w",
+                WORLD,
+                "componentize",
+                "app",
+                "-p",
+                ".",
+                "-o",
+                out,
+            ],
         )],
         Language::JavaScript => {
             let source = std::fs::read_to_string(dir.join("app.js")).unwrap_or_default();
@@ -109,7 +120,7 @@ fn steps(language: Language, dir: &Path, output: &Path, component_ld: &str) -> V
             }
             let mut args = vec!["--wit", "wit", "--world-name", WORLD, "-d"];
             args.extend(disable);
-            args.extend(["-o", &out, "app.js"]);
+            args.extend(["-o", out, "app.js"]);
             vec![Step::new("componentize-js", &args)]
         }
         Language::C => {
@@ -136,7 +147,7 @@ fn steps(language: Language, dir: &Path, output: &Path, component_ld: &str) -> V
                         "build/bindings/action_node.c",
                         "build/bindings/action_node_component_type.o",
                         "-o",
-                        &out,
+                        out,
                     ],
                 ),
             ]
@@ -186,7 +197,7 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Runs a step in `dir`, its output going to this process's stderr.
+/// Runs a step in `dir`; the tool's output (stdout too) goes to this process's stderr.
 fn run(dir: &Path, step: &Step) -> Result<(), AuthoringError> {
     eprintln!("  running {}", step.text());
     let status = Command::new(&step.program)
@@ -197,7 +208,7 @@ fn run(dir: &Path, step: &Step) -> Result<(), AuthoringError> {
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .stdout(std::process::Stdio::inherit())
+        .stdout(std::io::stderr())
         .status()
         .map_err(io_error(Path::new(&step.program)))?;
     if status.success() {
@@ -215,10 +226,12 @@ fn run(dir: &Path, step: &Step) -> Result<(), AuthoringError> {
 fn rust_crate(dir: &Path) -> Result<String, AuthoringError> {
     let path = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| AuthoringError::Manifest {
-        path: path.clone(),
-        reason: e.message().to_string(),
-    })?;
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| AuthoringError::Manifest {
+                path: path.clone(),
+                reason: e.message().to_string(),
+            })?;
     table
         .get("package")
         .and_then(|p| p.get("name"))
@@ -232,17 +245,24 @@ fn rust_crate(dir: &Path) -> Result<String, AuthoringError> {
 
 /// What `node build` runs for a language, for the project's README.
 pub(super) fn describe_build(language: Language) -> String {
-    steps(language, Path::new("."), Path::new("node.wasm"), "$(which wasm-component-ld)")
-        .iter()
-        .map(|s| format!("`{}`", s.text()))
-        .collect::<Vec<_>>()
-        .join(", then ")
+    steps(
+        language,
+        Path::new("."),
+        Path::new("node.wasm"),
+        "$(which wasm-component-ld)",
+    )
+    .iter()
+    .map(|s| format!("`{}`", s.text()))
+    .collect::<Vec<_>>()
+    .join(", then ")
 }
 
 /// How to install a language's toolchain, for the project's README.
 pub(super) fn describe_install(language: Language) -> String {
     match language {
-        Language::Rust => format!("Rust with the {RUST_TARGET} target (`rustup target add {RUST_TARGET}`)."),
+        Language::Rust => {
+            format!("Rust with the {RUST_TARGET} target (`rustup target add {RUST_TARGET}`).")
+        }
         Language::Python => format!("componentize-py (`{PIP_INSTALL}`)."),
         Language::JavaScript => format!("componentize-js (`{NPM_INSTALL}`)."),
         Language::C => format!(

@@ -100,7 +100,10 @@ fn describe(file: &Path, report: &ComponentReport) -> String {
 
 fn size(bytes: usize) -> String {
     if bytes >= 1 << 20 {
-        format!("{:.1} MiB, {bytes} bytes", bytes as f64 / f64::from(1 << 20))
+        format!(
+            "{:.1} MiB, {bytes} bytes",
+            bytes as f64 / f64::from(1 << 20)
+        )
     } else {
         format!("{:.1} KiB, {bytes} bytes", bytes as f64 / 1024.0)
     }

@@ -24,7 +24,10 @@ pub struct ImportReport {
 
 /// What the host links for each interface a node may import, by package and interface.
 const PROVIDED: &[(&str, &str)] = &[
-    ("airlock:node/egress", "the egress gate (policy, secrets, audit)"),
+    (
+        "airlock:node/egress",
+        "the egress gate (policy, secrets, audit)",
+    ),
     ("airlock:node/log", "the node run's logs"),
     ("wasi:http/", "the egress gate (policy, secrets, audit)"),
     ("wasi:clocks/", "granted"),
@@ -62,7 +65,10 @@ impl Sandbox {
                 },
             })
             .collect();
-        let exports = ty.exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         Ok(ComponentReport {
             digest,
             size: bytes.len(),
