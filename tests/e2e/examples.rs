@@ -47,12 +47,18 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Every example, built under `scene/nodes/<name>`; returns `scene/nodes`.
 fn build_examples(scene: &Scene, names: &[&str]) -> PathBuf {
     let nodes = scene.path("nodes");
-    for name in names {
-        let dir = nodes.join(name);
-        copy_example(name, &dir);
-        let out = scene.airlock(&["node", "build", dir.to_str().unwrap()]);
-        out.expect_code(0);
-    }
+    // In parallel: the toolchains take tens of seconds each.
+    std::thread::scope(|threads| {
+        for name in names {
+            let dir = nodes.join(name);
+            threads.spawn(move || {
+                copy_example(name, &dir);
+                scene
+                    .airlock(&["node", "build", dir.to_str().unwrap()])
+                    .expect_code(0);
+            });
+        }
+    });
     nodes
 }
 
