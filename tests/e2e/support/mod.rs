@@ -1,5 +1,6 @@
 //! Running the real `airlock` binary in a scratch directory.
 
+pub mod canary;
 pub mod receiver;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,21 @@ impl Scene {
                 ("the state dir", state.clone()),
             ] {
                 assert!(!text.contains(form), "{form:?} leaked into {place}");
+            }
+        }
+    }
+
+    /// The canary sweep: `value` appears in none of the encodings of `canary::leak_forms` in the
+    /// run's stdout or stderr or in any file under the state dir (audit log, run store, cache).
+    pub fn assert_no_leak(&self, out: &Run, value: &str) {
+        let state = String::from_utf8_lossy(&self.state_bytes()).into_owned();
+        for (place, text) in [
+            ("stdout", out.stdout()),
+            ("stderr", out.stderr()),
+            ("the state dir", state),
+        ] {
+            if let Some(form) = canary::find_leak(&text, value) {
+                panic!("the secret leaked into {place} as {form:?}");
             }
         }
     }
