@@ -306,10 +306,7 @@ impl Expr {
     /// First output of the expression (null if none).
     pub fn eval(&self, input: &Value) -> Result<Value, TemplateError> {
         let val = Val::from(input.clone());
-        Ok(self
-            .expr
-            .run(&val, &self.path)?
-            .unwrap_or(Value::Null))
+        Ok(self.expr.run(&val, &self.path)?.unwrap_or(Value::Null))
     }
 
     /// Node identifiers read through `.outputs` (see [`Template::referenced_outputs`]).

@@ -156,7 +156,9 @@ const UNREVERSED: &str = "{{ .outputs.echo.token | explode | reverse | implode }
 
 #[test]
 fn a_value_moved_to_an_out_of_scope_host_is_refused_in_every_place_and_encoding() {
-    let encoded = |filter: &str| format!("{{{{ .outputs.echo.token | explode | reverse | implode | {filter} }}}}");
+    let encoded = |filter: &str| {
+        format!("{{{{ .outputs.echo.token | explode | reverse | implode | {filter} }}}}")
+    };
     let placements = [
         json!({"body": {"t": UNREVERSED}}),
         json!({"method": "GET", "headers": {"X-Token": UNREVERSED}}),
@@ -334,7 +336,10 @@ fn errors_inputs_and_outputs_show_names_not_handles_or_values() {
     );
     out.expect_code(0);
     let json = out.json();
-    let error = node_run(&json, "broken")["error"].as_str().unwrap().to_string();
+    let error = node_run(&json, "broken")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.contains("[secret:api-token]"), "{error}");
     assert!(!error.contains("__airlock_secret_"), "{error}");
     assert_eq!(json["outputs"]["trigger"]["note"], "[secret:api-token]");

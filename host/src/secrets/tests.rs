@@ -160,9 +160,8 @@ fn reveal_encodes_per_position() {
         .expect("handle")
         .to_owned();
     let text = format!("<{h}|{h}>");
-    let reveal = |e| {
-        String::from_utf8(bindings.reveal(text.as_bytes(), e).unwrap().to_vec()).expect("utf8")
-    };
+    let reveal =
+        |e| String::from_utf8(bindings.reveal(text.as_bytes(), e).unwrap().to_vec()).expect("utf8");
     assert_eq!(reveal(Encoding::Raw), "<a b/ü\"~\n|a b/ü\"~\n>");
     assert_eq!(
         reveal(Encoding::UrlComponent),
@@ -321,20 +320,29 @@ fn scrub_masks_handles_and_values() {
 fn reveal_refuses_a_handle_at_an_unfinished_escape() {
     let bindings = Bindings::new(store(&[("t", "2d41-token")]));
     let h = handle_of(&bindings, "t");
-    for before in ["%", "%2", "\\", "x\\\\\\", "\\u", "\\u0", "\\u00", "\\u004", "\\x", "\\x4", "\\U0000", "\\0", "\\u{", "&#", "&#1", "&#x", "&#X4"] {
+    for before in [
+        "%", "%2", "\\", "x\\\\\\", "\\u", "\\u0", "\\u00", "\\u004", "\\x", "\\x4", "\\U0000",
+        "\\0", "\\u{", "&#", "&#1", "&#x", "&#X4",
+    ] {
         for encoding in [Encoding::Raw, Encoding::UrlComponent, Encoding::JsonString] {
             let text = format!("q={before}{h}");
-            let err = bindings
-                .reveal(text.as_bytes(), encoding)
-                .expect_err(&text);
-            assert_eq!(err, RevealError::EscapeBefore { name: "t".into() }, "{text}");
+            let err = bindings.reveal(text.as_bytes(), encoding).expect_err(&text);
+            assert_eq!(
+                err,
+                RevealError::EscapeBefore { name: "t".into() },
+                "{text}"
+            );
             assert!(!err.to_string().contains("2d41"), "{err}");
         }
     }
     // Finished escapes and escaped backslashes are ordinary text.
-    for before in ["%25", "%2F", "\\\\", "\\u0041", "\\n", "&#65;", "&amp;", "%zz", "x"] {
+    for before in [
+        "%25", "%2F", "\\\\", "\\u0041", "\\n", "&#65;", "&amp;", "%zz", "x",
+    ] {
         let text = format!("{before}{h}");
-        let revealed = bindings.reveal(text.as_bytes(), Encoding::Raw).expect(&text);
+        let revealed = bindings
+            .reveal(text.as_bytes(), Encoding::Raw)
+            .expect(&text);
         assert_eq!(&revealed[..], format!("{before}2d41-token").as_bytes());
     }
 }
@@ -357,7 +365,9 @@ fn reveal_refuses_a_value_ending_in_an_escape_when_text_follows() {
 
 #[test]
 fn long_values_compile_and_match() {
-    let value: String = (0..4096).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let value: String = (0..4096)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let store = store(&[("key", &value)]);
     let text = format!("x{}y", value.replace('a', "%61"));
     assert_eq!(store.redact_str(&text), "x[secret:key]y");

@@ -32,10 +32,7 @@ pub fn leak_forms(value: &str) -> Vec<String> {
     ];
     let minimal = serde_json::to_string(value).unwrap();
     forms.push(minimal[1..minimal.len() - 1].to_string());
-    for escaped in [
-        &['<', '>', '&'][..],
-        &['<', '>', '&', '+', '\'', '`'][..],
-    ] {
+    for escaped in [&['<', '>', '&'][..], &['<', '>', '&', '+', '\'', '`'][..]] {
         forms.push(json_escaping(value, escaped));
     }
     forms.push(json_escaping(value, &['/']).replace("\\u002f", "\\/"));
@@ -45,7 +42,10 @@ pub fn leak_forms(value: &str) -> Vec<String> {
 }
 
 fn every_char(value: &str, write: impl Fn(u32) -> String) -> String {
-    value.encode_utf16().map(|unit| write(u32::from(unit))).collect()
+    value
+        .encode_utf16()
+        .map(|unit| write(u32::from(unit)))
+        .collect()
 }
 
 /// JSON-escaped, with `escaped` and every non-ASCII character as `\uXXXX`.
