@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::egress::Policy;
+use airlock::config::PolicyFile;
 use airlock::engine::{Runtime, StateDir, WorkflowRun, load_dirs};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
@@ -263,11 +263,11 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
     let wf = scene.write("wf.json", &workflow(Vec::new()));
     for (policy, key, reason) in [
         (
-            "[limits]\nmemory = \"64 MB\"\n",
+            "[limits]\nmemory = \"64 XB\"\n",
             "limits.memory",
-            "unknown unit \"MB\"",
+            "is not a size such as",
         ),
-        ("[limits]\ncpu = 5\n", "limits.cpu", "unknown limit"),
+        ("[limits]\ncpu = 5\n", "limits.cpu", "unknown field `cpu`"),
         (
             "[limits.nodes.x]\nrequests = -1\n",
             "limits.nodes.x.requests",
@@ -291,14 +291,11 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
 
 /// Library level: one Runtime, as `airlock serve` would hold, for concurrent runs.
 fn lib_runtime(scene: &Scene, policy: &str, manifest_extra: &str) -> Runtime {
-    let policy = Policy::from_toml(policy).unwrap();
+    let policy = PolicyFile::parse(policy, "policy").unwrap();
     let state = StateDir::new(scene.dir.path());
     let mut runtime = Runtime::open(&state, policy, SecretStore::empty()).unwrap();
     let manifests = load_dirs(&node_dirs(scene, manifest_extra)).unwrap();
-    runtime
-        .nodes
-        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
-        .unwrap();
+    runtime.add_custom_nodes(manifests).unwrap();
     runtime
 }
 

@@ -19,6 +19,7 @@ use super::policy::Policy;
 use super::{Caller, EgressError, GateLimits, Request, Response};
 use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::secrets::{Bindings, Encoding};
+use crate::time::now;
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 const HANDLE_MARKER: &str = "__airlock_secret_";
@@ -54,6 +55,54 @@ struct Who {
     component: String,
     bindings: Arc<Bindings>,
     node_allow: Option<Arc<Vec<Pattern>>>,
+}
+
+impl Who {
+    fn of(caller: &Caller) -> Who {
+        Who {
+            run: caller.run.clone(),
+            node_run: caller.node_run.clone(),
+            node: caller.node.clone(),
+            component: caller.component.clone(),
+            bindings: Arc::clone(&caller.bindings),
+            node_allow: caller.node_allow.clone(),
+        }
+    }
+
+    /// The one place an audit record is made. The method and URL are the node's, with secret
+    /// handles masked and any secret value redacted; `seq`, `prev` and `hash` are the log's to set.
+    fn audit_record(
+        &self,
+        time: String,
+        url: &str,
+        facts: Facts,
+        decision: Decision,
+        error: Option<String>,
+        duration_ms: u64,
+    ) -> AuditRecord {
+        let store = self.bindings.store();
+        AuditRecord {
+            seq: 0,
+            time,
+            run: self.run.clone(),
+            node_run: self.node_run.clone(),
+            node: self.node.clone(),
+            component: self.component.clone(),
+            method: self.bindings.mask(&facts.method),
+            url: store.redact_str(&self.bindings.mask(url)).into_owned(),
+            resolved_ip: facts.resolved_ip,
+            decision,
+            rule: facts.rule,
+            secrets: facts.secrets,
+            status: facts.status,
+            bytes_sent: facts.bytes_sent,
+            bytes_received: facts.bytes_received,
+            duration_ms,
+            error,
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
 }
 
 /// What the audit record says, gathered as the request goes through the steps.
@@ -92,14 +141,7 @@ impl Gate {
                 Some(n.saturating_add(1))
             })
             .unwrap_or(u32::MAX);
-        let who = Who {
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            bindings: Arc::clone(&caller.bindings),
-            node_allow: caller.node_allow.clone(),
-        };
+        let who = Who::of(caller);
         let inner = Arc::clone(&self.inner);
         // A separate task: dropping this future cannot stop a request between leaving and
         // being audited.
@@ -118,31 +160,14 @@ impl Gate {
     /// request limit). It does not wait for the write: the caller may be inside a synchronous
     /// host call. The record is on disk before the audit log is dropped.
     pub fn record_refusal(&self, caller: &Caller, method: &str, url: &str, reason: &str) {
-        let bindings = &caller.bindings;
-        let record = AuditRecord {
-            seq: 0,
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            method: bindings.mask(method),
-            url: bindings
-                .store()
-                .redact_str(&bindings.mask(url))
-                .into_owned(),
-            resolved_ip: None,
-            decision: Decision::Deny,
+        let facts = Facts {
+            method: method.to_string(),
             rule: Some(reason.to_string()),
-            secrets: Vec::new(),
-            status: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            duration_ms: 0,
-            error: Some(EgressError::Denied(reason.to_string()).to_string()),
-            prev: String::new(),
-            hash: String::new(),
+            ..Facts::default()
         };
+        let error = EgressError::Denied(reason.to_string()).to_string();
+        let record =
+            Who::of(caller).audit_record(now(), url, facts, Decision::Deny, Some(error), 0);
         if let Err(err) = self.inner.audit.append_detached(record) {
             tracing::error!(error = %err, "could not audit a refused request");
         }
@@ -151,7 +176,7 @@ impl Gate {
 
 impl Inner {
     async fn send(&self, caller: &Who, made: u32, req: Request) -> Result<Response, EgressError> {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let time = now();
         let started = Instant::now();
         let mut facts = Facts {
             method: req.method.clone(),
@@ -171,28 +196,8 @@ impl Inner {
         if let Err(EgressError::InvalidRequest(_)) = &result {
             facts.rule = error.clone();
         }
-        let url = caller.bindings.mask(&req.url);
-        let record = AuditRecord {
-            seq: 0,
-            time,
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            method: caller.bindings.mask(&facts.method),
-            url: caller.bindings.store().redact_str(&url).into_owned(),
-            resolved_ip: facts.resolved_ip,
-            decision,
-            rule: facts.rule,
-            secrets: facts.secrets,
-            status: facts.status,
-            bytes_sent: facts.bytes_sent,
-            bytes_received: facts.bytes_received,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error,
-            prev: String::new(),
-            hash: String::new(),
-        };
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let record = caller.audit_record(time, &req.url, facts, decision, error, duration_ms);
         self.record(record).await?;
         result
     }

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+pub use address::Restriction;
 pub use check::{PolicyVerdict, check_url};
 pub use gate::Gate;
-pub use pattern::Pattern;
-pub use policy::{Decision, Policy, PolicyError};
+pub use pattern::{Pattern, PatternError};
+pub use policy::{AddressRefusal, Decision, DefaultRule, Policy};
 
 /// Limits the gate enforces on every node run's requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

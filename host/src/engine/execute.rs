@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::Runtime;
 use super::context::template_context;
 use super::ids::{new_node_run_id, new_run_id};
 use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun};
-use super::{Runtime, now};
 use crate::egress::Caller;
 use crate::sandbox::Invocation;
 use crate::secrets::Bindings;
 use crate::template::truthy;
+use crate::time::now;
 use crate::workflow::{Node, NodeKind, OnFailure, Workflow};
 
 /// How a node run ended, before it is recorded.
@@ -157,8 +158,9 @@ impl Runtime {
         let config = config.to_string();
         bindings.retain_used(&config);
         // Validation checks the secrets a config names; this also catches dynamic references.
-        if let Err(e) = registered.check_secrets(&bindings.used_in(config.as_bytes())) {
-            return fail(format!("node \"{}\": {e}", node.identifier));
+        let used = bindings.used_in(config.as_bytes());
+        if let Err(e) = registered.check_secrets(&node.identifier, &used) {
+            return fail(e.to_string());
         }
         let bindings = Arc::new(bindings);
         let caller = Caller {

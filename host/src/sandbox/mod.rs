@@ -20,7 +20,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use host::{LogLevel, LogLine};
-pub use limits::{LimitsError, NodeLimits, PolicyLimits};
+pub use limits::{LimitOverrides, NodeLimits, PolicyLimits};
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
