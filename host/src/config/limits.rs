@@ -51,7 +51,9 @@ impl<'de> Deserialize<'de> for Size {
                     .parse::<ByteSize>()
                     .map(|size| Size(size.as_u64()))
                     .map_err(|reason| {
-                        E::custom(format!("{text:?} is not a size such as \"64 MiB\": {reason}"))
+                        E::custom(format!(
+                            "{text:?} is not a size such as \"64 MiB\": {reason}"
+                        ))
                     })
             }
         }
@@ -130,11 +132,7 @@ impl LimitsSection {
     }
 }
 
-fn checked_size(
-    size: &Spanned<Size>,
-    max: u64,
-    source: &Source<'_>,
-) -> Result<usize, ConfigError> {
+fn checked_size(size: &Spanned<Size>, max: u64, source: &Source<'_>) -> Result<usize, ConfigError> {
     let bytes = size.get_ref().0;
     let refuse = |reason: String| Err(source.error_at(size.span(), reason));
     if bytes == 0 {
