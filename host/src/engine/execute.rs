@@ -10,7 +10,7 @@ use super::context::template_context;
 use super::ids::{new_node_run_id, new_run_id};
 use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun};
 use super::{Runtime, now};
-use crate::egress::Caller;
+use crate::egress::{BodyBudget, Caller};
 use crate::sandbox::Invocation;
 use crate::secrets::Bindings;
 use crate::template::truthy;
@@ -161,6 +161,10 @@ impl Runtime {
             return fail(format!("node \"{}\": {e}", node.identifier));
         }
         let bindings = Arc::new(bindings);
+        let limits = self.limits.for_node(
+            &node.identifier,
+            registered.limits.as_ref().unwrap_or(self.limits.defaults()),
+        );
         let caller = Caller {
             run: run_id.to_string(),
             node_run: node_run_id.to_string(),
@@ -169,16 +173,15 @@ impl Runtime {
             bindings: bindings.clone(),
             requests_made: AtomicU32::new(0),
             node_allow: registered.egress_allow(),
+            buffers: BodyBudget::new(limits.memory_bytes),
+            flights: Arc::default(),
         };
         let invocation = Invocation {
             workflow: workflow.identifier.clone(),
             node: node.identifier.clone(),
             config,
             caller,
-            limits: self.limits.for_node(
-                &node.identifier,
-                registered.limits.as_ref().unwrap_or(self.limits.defaults()),
-            ),
+            limits,
         };
         let outcome = self
             .sandbox

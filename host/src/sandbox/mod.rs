@@ -173,18 +173,31 @@ impl Sandbox {
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
         };
         let state = store.into_data();
-        let redact = |text: &str| state.redact(text);
-        NodeOutcome {
-            result: result.map_err(|m| redact(&m)),
-            logs: state
-                .logs
-                .iter()
-                .map(|l| LogLine {
-                    level: l.level,
-                    message: redact(&l.message),
-                })
-                .collect(),
-        }
+        let outcome = outcome(&state, result, &limits);
+        // The node run is over: requests it left in flight are cut short, wasi:http requests
+        // whose bodies were never finished are dropped, and all of them are audited first.
+        let flights = Arc::clone(&state.caller.flights);
+        flights.end();
+        drop(state);
+        flights.landed().await;
+        outcome
+    }
+}
+
+/// What the node run produced, with secret values redacted from its error and logs.
+fn outcome(state: &NodeState, result: Result<String, String>, limits: &NodeLimits) -> NodeOutcome {
+    let redact = |text: &str| state.redact(text);
+    NodeOutcome {
+        // Redacted before it is cut: a cut must not leave part of a value unrecognised.
+        result: result.map_err(|m| limits::cap_error(&redact(&m), limits)),
+        logs: state
+            .logs
+            .iter()
+            .map(|l| LogLine {
+                level: l.level,
+                message: redact(&l.message),
+            })
+            .collect(),
     }
 }
 
