@@ -222,7 +222,10 @@ fn a_hundred_one_megabyte_urls_are_refused_without_filling_the_audit_log() {
     let receiver = Receiver::start();
     let policy = format!("[egress]\nallow = [\"{}\"]\n", receiver.url());
     let url = format!("{}/x", receiver.url());
-    let node = hostile("long-urls", json!({"url": url, "count": 100, "bytes": 1 << 20}));
+    let node = hostile(
+        "long-urls",
+        json!({"url": url, "count": 100, "bytes": 1 << 20}),
+    );
     let out = run_chain(&scene, vec![node], &policy, &policy);
     out.expect_code(0);
     let run = out.json();
@@ -236,7 +239,11 @@ fn a_hundred_one_megabyte_urls_are_refused_without_filling_the_audit_log() {
     assert_eq!(audit.len(), 100);
     for r in &audit {
         assert_eq!(r["decision"], "deny");
-        assert!(r["error"].as_str().unwrap().contains(&limit), "{}", r["error"]);
+        assert!(
+            r["error"].as_str().unwrap().contains(&limit),
+            "{}",
+            r["error"]
+        );
         let recorded = r["url"].as_str().unwrap();
         assert!(recorded.starts_with(&url), "{}", &recorded[..80]);
         assert!(
@@ -246,8 +253,13 @@ fn a_hundred_one_megabyte_urls_are_refused_without_filling_the_audit_log() {
         );
         assert_eq!(r["host"], "127.0.0.1");
     }
-    let log = std::fs::metadata(scene.state_dir().join("audit.jsonl")).unwrap().len();
-    assert!(log < 1 << 20, "100 refused 1 MB URLs took {log} bytes of audit log");
+    let log = std::fs::metadata(scene.state_dir().join("audit.jsonl"))
+        .unwrap()
+        .len();
+    assert!(
+        log < 1 << 20,
+        "100 refused 1 MB URLs took {log} bytes of audit log"
+    );
     scene.airlock(&["audit", "verify"]).expect_code(0);
 }
 
@@ -271,7 +283,9 @@ fn a_huge_error_is_capped_before_it_is_stored_or_handed_on() {
     assert!(error.len() < 1024, "{}", error.len());
     let handed_on = &node_run(&run, "next")["output"]["config"]["got"];
     assert_eq!(handed_on, &json!(error));
-    let store = std::fs::metadata(scene.state_dir().join("runs.db")).unwrap().len();
+    let store = std::fs::metadata(scene.state_dir().join("runs.db"))
+        .unwrap()
+        .len();
     assert!(store < 1 << 20, "the run store holds {store} bytes");
 }
 

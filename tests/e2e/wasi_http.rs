@@ -357,7 +357,10 @@ fn a_spin_while_a_request_is_pending_is_stopped_at_the_cpu_limit() {
     out.expect_code(1);
     let run = out.json();
     let client = node_run(&run, "client");
-    assert_eq!(client["error"], "CPU time limit of 500 ms exceeded", "{client:#}");
+    assert_eq!(
+        client["error"], "CPU time limit of 500 ms exceeded",
+        "{client:#}"
+    );
     // Stopped at its CPU limit, not when the server answers after 8 s. Generous margin: a
     // loaded machine may deschedule the process, which stretches wall time, not CPU time.
     let took = client["durationMs"].as_u64().unwrap();
@@ -499,7 +502,10 @@ fn unread_responses_stay_within_the_node_memory_limit() {
     assert_eq!(failed.len(), 17, "{report}");
     for error in failed {
         assert!(
-            error.as_str().unwrap().contains("memory limit of 16777216 bytes"),
+            error
+                .as_str()
+                .unwrap()
+                .contains("memory limit of 16777216 bytes"),
             "{error}"
         );
     }
@@ -537,11 +543,7 @@ fn every_refused_or_failed_attempt_leaves_exactly_one_record() {
             json!({"url": format!("{base}/b"), "headers": many_headers}),
             "101 headers exceed the header count limit of 100",
         ),
-        (
-            "denied",
-            json!({"url": "http://127.0.0.2:9/"}),
-            "denied",
-        ),
+        ("denied", json!({"url": "http://127.0.0.2:9/"}), "denied"),
         (
             // Refused by wasmtime's own check in `handle`: a length without a body.
             "no-body",
@@ -561,14 +563,18 @@ fn every_refused_or_failed_attempt_leaves_exactly_one_record() {
         .windows(2)
         .map(|w| json!({"sourceIdentifier": w[0]["identifier"], "targetIdentifier": w[1]["identifier"]}))
         .collect();
-    let wf = json!({"identifier": "attempts", "nodes": all, "connections": connections}).to_string();
+    let wf =
+        json!({"identifier": "attempts", "nodes": all, "connections": connections}).to_string();
     let out = run(&scene, &wf, &nodes, Some(&allow(&receiver)), &[]);
     let run = out.json();
     assert_eq!(receiver.connections(), 0, "nothing was sent");
     let audit = scene.audit_records();
     assert_eq!(audit.len(), cases.len(), "{audit:#?}");
     for (name, _, why) in &cases {
-        let error = node_run(&run, name)["error"].as_str().unwrap_or_default().to_string();
+        let error = node_run(&run, name)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(error.contains(why), "{name}: {error}");
         let r = record(&audit, name);
         assert_eq!(r["decision"], "deny", "{r:#}");

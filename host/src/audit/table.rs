@@ -93,7 +93,6 @@ fn is_invisible(c: char) -> bool {
     !matches!(c, ' ' | '"' | '\'') && c.escape_debug().next() == Some('\\')
 }
 
-
 /// `cell` cut to `width` characters (ending in '…' when cut) and padded to it.
 fn fit(cell: &str, width: usize) -> String {
     let len = cell.chars().count();

@@ -366,7 +366,10 @@ fn table_escapes_bidi_and_separator_characters() {
     assert_eq!(table.lines().count(), 2, "{table}");
     assert!(table.contains("n\\u{202e}txt.exe"), "{table}");
     assert!(table.contains("/\\u{2028}x\\u{2029}"), "{table}");
-    assert!(!table.contains(['\u{202e}', '\u{2028}', '\u{2029}']), "{table}");
+    assert!(
+        !table.contains(['\u{202e}', '\u{2028}', '\u{2029}']),
+        "{table}"
+    );
 }
 
 #[test]
@@ -391,6 +394,12 @@ fn huge_text_fields_are_cut_naming_the_limit() {
         "{}",
         stored.url
     );
-    assert!(stored.error.as_deref().unwrap().contains("audit field limit"));
+    assert!(
+        stored
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("audit field limit")
+    );
     assert_eq!(verify(&path).expect("verifies"), 1);
 }

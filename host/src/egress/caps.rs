@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn each_cap_is_named_when_breached() {
         let limits = GateLimits::default();
-        let ok = request("https://example.com/".into(), vec![("a".into(), "b".into())]);
+        let ok = request(
+            "https://example.com/".into(),
+            vec![("a".into(), "b".into())],
+        );
         assert_eq!(limits.check_head(&ok), Ok(()));
 
         let long_url = request(format!("https://example.com/{}", "x".repeat(8192)), vec![]);
@@ -68,7 +71,10 @@ mod tests {
             .check_head(&request("https://example.com/".into(), many))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("101 headers exceed the header count limit of 100"), "{err}");
+        assert!(
+            err.contains("101 headers exceed the header count limit of 100"),
+            "{err}"
+        );
 
         let big = vec![("x-big".into(), "v".repeat(64 * 1024))];
         let err = limits

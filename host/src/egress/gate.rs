@@ -119,12 +119,12 @@ impl Gate {
             let _boarding = boarding;
             inner.send(&who, made, req).await
         })
-            .await
-            .unwrap_or_else(|err| {
-                Err(EgressError::Connection(format!(
-                    "the request task failed: {err}"
-                )))
-            })
+        .await
+        .unwrap_or_else(|err| {
+            Err(EgressError::Connection(format!(
+                "the request task failed: {err}"
+            )))
+        })
     }
 }
 

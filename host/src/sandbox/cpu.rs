@@ -56,10 +56,8 @@ impl CpuClock {
             self.poll_began.store(began + 1, Ordering::Relaxed);
             let result = future.as_mut().poll(cx);
             self.poll_began.store(0, Ordering::Relaxed);
-            self.spent.fetch_add(
-                thread_cpu_nanos().saturating_sub(began),
-                Ordering::Relaxed,
-            );
+            self.spent
+                .fetch_add(thread_cpu_nanos().saturating_sub(began), Ordering::Relaxed);
             result
         })
         .await

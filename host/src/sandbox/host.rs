@@ -151,9 +151,9 @@ impl egress::Host for NodeState {
             Err(EgressError::Timeout) => Err(egress::Error::Timeout),
             Err(EgressError::Connection(why)) => Err(egress::Error::Connection(why)),
             Err(EgressError::TooLarge(limit)) => Err(egress::Error::TooLarge(limit)),
-            Err(EgressError::OverBudget(over)) => {
-                Err(egress::Error::TooLarge(u64::try_from(over.limit).unwrap_or(u64::MAX)))
-            }
+            Err(EgressError::OverBudget(over)) => Err(egress::Error::TooLarge(
+                u64::try_from(over.limit).unwrap_or(u64::MAX),
+            )),
             Err(err @ EgressError::Cancelled) => Err(egress::Error::Connection(err.to_string())),
         })
     }

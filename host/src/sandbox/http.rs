@@ -182,7 +182,10 @@ impl WasiHttpHooks for GateHooks {
             // The gate writes the record from here, even if this future is dropped.
             unsent.hand_over();
             let response = gate.send(&caller, request).await.map_err(to_error)?;
-            Ok((to_response(response)?, Box::new(async { Ok(()) }) as IoFuture))
+            Ok((
+                to_response(response)?,
+                Box::new(async { Ok(()) }) as IoFuture,
+            ))
         })
     }
 }
@@ -431,7 +434,10 @@ mod tests {
             .boxed_unsync();
         let request = http::Request::builder()
             .uri("https://api.example.com/")
-            .header("x-name", http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap())
+            .header(
+                "x-name",
+                http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+            )
             .body(body)
             .expect("valid request");
         let err = to_egress(request, None, &BodyBudget::new(10))

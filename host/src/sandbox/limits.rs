@@ -545,7 +545,10 @@ mod tests {
         );
         assert!(capped.len() < 1024, "{}", capped.len());
         let capped = cap_error(&"x".repeat(11), &limits);
-        assert!(capped.contains("exceeds the error limit of 10 bytes"), "{capped}");
+        assert!(
+            capped.contains("exceeds the error limit of 10 bytes"),
+            "{capped}"
+        );
         assert_eq!(cap_error("short", &limits), "short");
         assert_eq!(
             request_limit_message(&NodeLimits::default()),
