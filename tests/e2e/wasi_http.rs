@@ -341,7 +341,7 @@ fn waiting_on_a_slow_server_is_not_cpu_time() {
 fn a_spin_while_a_request_is_pending_is_stopped_at_the_cpu_limit() {
     let receiver = Receiver::with_routes(|r| {
         if r.path == "/slow" {
-            std::thread::sleep(std::time::Duration::from_secs(8));
+            std::thread::sleep(std::time::Duration::from_secs(20));
         }
         Reply::json(200, json!({"ok": true}))
     });
@@ -361,10 +361,10 @@ fn a_spin_while_a_request_is_pending_is_stopped_at_the_cpu_limit() {
         client["error"], "CPU time limit of 500 ms exceeded",
         "{client:#}"
     );
-    // Stopped at its CPU limit, not when the server answers after 8 s. Generous margin: a
+    // Stopped at its CPU limit, not when the server answers after 20 s. Generous margin: a
     // loaded machine may deschedule the process, which stretches wall time, not CPU time.
     let took = client["durationMs"].as_u64().unwrap();
-    assert!(took < 4000, "the spinning node ran {took} ms");
+    assert!(took < 12_000, "the spinning node ran {took} ms");
 
     // The POST it left pending was cut short with the node run, and recorded once.
     let audit = scene.audit_records();

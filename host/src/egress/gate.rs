@@ -199,6 +199,9 @@ fn attempt_record(
         let masked = who.bindings.mask(text);
         who.bindings.store().redact_str(&masked).into_owned()
     };
+    // The log keeps 2 KiB of it anyway; this bounds the work on a huge URL. The margin keeps
+    // any secret value that starts within those 2 KiB whole, so it is redacted, not cut.
+    let raw_url = head(raw_url, 64 * 1024);
     let reached = Reached::of(raw_url);
     AuditRecord {
         seq: 0,
@@ -223,6 +226,15 @@ fn attempt_record(
         prev: String::new(),
         hash: String::new(),
     }
+}
+
+/// The first `max` bytes of `text` (fewer, to end on a character boundary).
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl Inner {
