@@ -11,7 +11,7 @@ use super::ids::{new_node_run_id, new_run_id};
 use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun};
 use super::{Runtime, now};
 use crate::egress::{BodyBudget, Caller};
-use crate::sandbox::Invocation;
+use crate::sandbox::{Invocation, cap_error};
 use crate::secrets::Bindings;
 use crate::template::truthy;
 use crate::workflow::{Node, NodeKind, OnFailure, Workflow};
@@ -30,6 +30,8 @@ impl Runtime {
     /// SELF_SERVE_TRIGGER or the event of an EVENT_TRIGGER). Never fails: a failing node fails
     /// its node run and, unless it continues on failure, the run.
     pub async fn run(&self, workflow: &Workflow, trigger: &Node, payload: Value) -> WorkflowRun {
+        // Inputs are stored and printed like any output: no secret value among them either.
+        let payload = self.secrets.redact_json(payload);
         let mut run = WorkflowRun {
             identifier: new_run_id(),
             workflow: workflow.identifier.clone(),
@@ -69,7 +71,7 @@ impl Runtime {
             let node_run_id = new_node_run_id();
             let created_at = now();
             let started = Instant::now();
-            let bindings = Bindings::new(self.secrets.clone());
+            let mut bindings = Bindings::new(self.secrets.clone());
             let ctx = template_context(
                 &workflow_ctx,
                 &run_ctx,
@@ -86,12 +88,13 @@ impl Runtime {
                         node,
                         &run.identifier,
                         &node_run_id,
-                        bindings,
+                        &mut bindings,
                         &ctx,
                     )
                     .await
                 }
-            };
+            }
+            .scrubbed(&bindings);
             let failed = step.error.is_some();
             let output = if failed && node.on_failure == OnFailure::Continue {
                 json!({ "error": { "message": step.error } })
@@ -136,7 +139,7 @@ impl Runtime {
         node: &Node,
         run_id: &str,
         node_run_id: &str,
-        mut bindings: Bindings,
+        bindings: &mut Bindings,
         ctx: &Value,
     ) -> Step {
         let fail = |error: String| Step {
@@ -160,7 +163,6 @@ impl Runtime {
         if let Err(e) = registered.check_secrets(&bindings.used_in(config.as_bytes())) {
             return fail(format!("node \"{}\": {e}", node.identifier));
         }
-        let bindings = Arc::new(bindings);
         let limits = self.limits.for_node(
             &node.identifier,
             registered.limits.as_ref().unwrap_or(self.limits.defaults()),
@@ -170,7 +172,7 @@ impl Runtime {
             node_run: node_run_id.to_string(),
             node: node.identifier.clone(),
             component: component.digest().to_string(),
-            bindings: bindings.clone(),
+            bindings: Arc::new(bindings.clone()),
             requests_made: AtomicU32::new(0),
             node_allow: registered.egress_allow(),
             buffers: BodyBudget::new(limits.memory_bytes),
@@ -190,13 +192,7 @@ impl Runtime {
         let logs = outcome
             .logs
             .iter()
-            .map(|line| {
-                let mut value = serde_json::to_value(line).unwrap_or(Value::Null);
-                if let Some(Value::String(text)) = value.get_mut("log") {
-                    *text = bindings.mask(text);
-                }
-                value
-            })
+            .map(|line| serde_json::to_value(line).unwrap_or(Value::Null))
             .collect();
         let output = match outcome.result {
             Ok(text) => match serde_json::from_str::<Value>(&text) {
@@ -211,14 +207,13 @@ impl Runtime {
             Err(message) => {
                 return Step {
                     logs,
-                    ..fail(bindings.mask(&message))
+                    ..fail(message)
                 };
             }
         };
         match apply_variables(node, ctx, output) {
-            // Handles are not secrets, but they mean nothing outside this node run: show names.
             Ok(output) => Step {
-                output: mask_handles(&bindings, output),
+                output,
                 error: None,
                 logs,
                 outlet: None,
@@ -231,14 +226,22 @@ impl Runtime {
     }
 }
 
-/// Replaces secret handles in `value` with `[secret:NAME]`.
-fn mask_handles(bindings: &Bindings, value: Value) -> Value {
-    let text = value.to_string();
-    let masked = bindings.mask(&text);
-    if masked == text {
-        return value;
+impl Step {
+    /// Everything a node run leaves behind (its output, error and logs) goes to later nodes, the
+    /// run store and stdout: no secret value in any recognised encoding, and no handle either
+    /// (handles are not secrets, but they mean nothing outside their node run: show names).
+    fn scrubbed(self, bindings: &Bindings) -> Step {
+        Step {
+            output: bindings.scrub_json(self.output),
+            error: self.error.map(|error| cap_error(&bindings.scrub(&error))),
+            logs: self
+                .logs
+                .into_iter()
+                .map(|line| bindings.scrub_json(line))
+                .collect(),
+            outlet: self.outlet,
+        }
     }
-    serde_json::from_str(&masked).unwrap_or(value)
 }
 
 /// A node's `variables`, when present, replace its output; each is evaluated with `.result`

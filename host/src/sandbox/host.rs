@@ -100,11 +100,6 @@ impl NodeState {
     pub(super) fn record_unsent(&self, method: &str, url: &str, err: EgressError) {
         self.gate.record_unsent(&self.caller, method, url, err);
     }
-
-    /// Removes any secret value (or its encodings) from text leaving the sandbox.
-    pub(super) fn redact(&self, text: &str) -> String {
-        self.caller.bindings.store().redact_str(text).into_owned()
-    }
 }
 
 impl WasiView for NodeState {

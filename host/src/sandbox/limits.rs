@@ -340,24 +340,24 @@ pub(super) fn request_limit_message(limits: &NodeLimits) -> String {
     )
 }
 
-/// The most bytes of a node's error message kept, and never more than its output limit: an
-/// error is stored and handed to the next node (`onFailure: continue`) like an output.
+/// The most bytes of a node's error message kept: an error is stored and handed to the next
+/// node (`onFailure: continue`) like an output.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 /// How much of an over-long error message is kept, to show what it was.
 const ERROR_EXCERPT_BYTES: usize = 512;
 
 /// `message`, or, when it passes the error limit, a message naming the limit with its start.
-pub(super) fn cap_error(message: &str, limits: &NodeLimits) -> String {
-    let limit = MAX_ERROR_BYTES.min(limits.max_output_bytes);
-    if message.len() <= limit {
+/// Cut only after secrets are scrubbed: a cut must not leave part of a value unrecognised.
+pub fn cap_error(message: &str) -> String {
+    if message.len() <= MAX_ERROR_BYTES {
         return message.to_string();
     }
-    let mut end = ERROR_EXCERPT_BYTES.min(limit);
+    let mut end = ERROR_EXCERPT_BYTES;
     while !message.is_char_boundary(end) {
         end -= 1;
     }
     format!(
-        "error message of {} bytes exceeds the error limit of {limit} bytes; it began: {}…",
+        "error message of {} bytes exceeds the error limit of {MAX_ERROR_BYTES} bytes; it began: {}…",
         message.len(),
         &message[..end]
     )
@@ -535,7 +535,7 @@ mod tests {
             "wall-time limit of 60000 ms exceeded"
         );
         let huge = "é".repeat(3 << 20);
-        let capped = cap_error(&huge, &NodeLimits::default());
+        let capped = cap_error(&huge);
         assert!(
             capped.starts_with(
                 "error message of 6291456 bytes exceeds the error limit of 65536 bytes; it began: éé"

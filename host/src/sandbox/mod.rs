@@ -20,7 +20,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use host::{LogLevel, LogLine};
-pub use limits::{LimitsError, NodeLimits, PolicyLimits};
+pub use limits::{LimitsError, NodeLimits, PolicyLimits, cap_error};
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
@@ -172,8 +172,13 @@ impl Sandbox {
             Ok(Ok(Err(message))) => Err(message),
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
         };
-        let state = store.into_data();
-        let outcome = outcome(&state, result, &limits);
+        // The engine scrubs the result and logs of secrets, with everything else a node run
+        // leaves behind.
+        let mut state = store.into_data();
+        let outcome = NodeOutcome {
+            result,
+            logs: std::mem::take(&mut state.logs),
+        };
         // The node run is over: requests it left in flight are cut short, wasi:http requests
         // whose bodies were never finished are dropped, and all of them are audited first.
         let flights = Arc::clone(&state.caller.flights);
@@ -181,23 +186,6 @@ impl Sandbox {
         drop(state);
         flights.landed().await;
         outcome
-    }
-}
-
-/// What the node run produced, with secret values redacted from its error and logs.
-fn outcome(state: &NodeState, result: Result<String, String>, limits: &NodeLimits) -> NodeOutcome {
-    let redact = |text: &str| state.redact(text);
-    NodeOutcome {
-        // Redacted before it is cut: a cut must not leave part of a value unrecognised.
-        result: result.map_err(|m| limits::cap_error(&redact(&m), limits)),
-        logs: state
-            .logs
-            .iter()
-            .map(|l| LogLine {
-                level: l.level,
-                message: redact(&l.message),
-            })
-            .collect(),
     }
 }
 
