@@ -791,13 +791,13 @@ async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
 }
 
 #[tokio::test]
-async fn a_handle_after_an_unfinished_escape_is_refused() {
+async fn a_handle_after_an_escape_is_refused() {
     let server = Server::start(ok).await;
     let setup = Setup::new(&allow_only(&server), GateLimits::default());
     let url = format!("{}?q=%2{}", server.url("/"), setup.handle);
     let err = setup.get(&url).await.expect_err("split");
     assert!(
-        matches!(&err, EgressError::InvalidRequest(m) if m.contains("unfinished escape")),
+        matches!(&err, EgressError::InvalidRequest(m) if m.contains("its handle must follow")),
         "{err}"
     );
     assert_eq!(server.hits(), 0);
