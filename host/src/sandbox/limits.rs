@@ -106,17 +106,14 @@ impl LimitOverrides {
     }
 }
 
-/// Epoch callback: traps once the node has spent more than its CPU time running (time spent
-/// waiting on the egress gate or on a tokio worker does not count), and otherwise yields so
-/// that one busy node cannot hold a tokio worker.
+/// Epoch callback: traps once the node has spent more than its CPU time running (every moment
+/// it executes counts, requests pending or not; time it is blocked does not), and otherwise
+/// yields so that one busy node cannot hold a tokio worker.
 pub(super) fn cpu_time_check(
     store: StoreContextMut<'_, NodeState>,
 ) -> wasmtime::Result<UpdateDeadline> {
     let state = store.data();
-    // Both clocks overcount, differently: polling also covers synchronous host work, and wall
-    // time minus gate waits also covers waiting for a worker. The node ran at most either.
-    let waited = state.started.elapsed().saturating_sub(state.host_time());
-    if state.cpu.used().min(waited) > state.limits.cpu_time {
+    if state.cpu.used() > state.limits.cpu_time {
         return Ok(UpdateDeadline::Interrupt);
     }
     Ok(UpdateDeadline::Yield(1))
@@ -167,6 +164,29 @@ pub(super) fn request_limit_message(limits: &NodeLimits) -> String {
     format!(
         "request limit of {} egress requests per node run exceeded",
         limits.max_requests
+    )
+}
+
+/// The most bytes of a node's error message kept: an error is stored and handed to the next
+/// node (`onFailure: continue`) like an output.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+/// How much of an over-long error message is kept, to show what it was.
+const ERROR_EXCERPT_BYTES: usize = 512;
+
+/// `message`, or, when it passes the error limit, a message naming the limit with its start.
+/// Cut only after secrets are scrubbed: a cut must not leave part of a value unrecognised.
+pub fn cap_error(message: &str) -> String {
+    if message.len() <= MAX_ERROR_BYTES {
+        return message.to_string();
+    }
+    let mut end = ERROR_EXCERPT_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "error message of {} bytes exceeds the error limit of {MAX_ERROR_BYTES} bytes; it began: {}…",
+        message.len(),
+        &message[..end]
     )
 }
 
@@ -242,6 +262,17 @@ mod tests {
             wall_time_message(&NodeLimits::default()),
             "wall-time limit of 60000 ms exceeded"
         );
+        let huge = "é".repeat(3 << 20);
+        let capped = cap_error(&huge);
+        assert!(
+            capped.starts_with(
+                "error message of 6291456 bytes exceeds the error limit of 65536 bytes; it began: éé"
+            ),
+            "{}",
+            &capped[..100]
+        );
+        assert!(capped.len() < 1024, "{}", capped.len());
+        assert_eq!(cap_error("short"), "short");
         assert_eq!(
             request_limit_message(&NodeLimits::default()),
             "request limit of 100 egress requests per node run exceeded"
