@@ -9,6 +9,8 @@ mod toolchain;
 
 use std::path::PathBuf;
 
+use crate::config::ConfigError;
+
 pub use language::Language;
 pub use scaffold::{Scaffold, new_project};
 pub use toolchain::build;
@@ -32,8 +34,12 @@ pub enum AuthoringError {
     },
     #[error("{dir}: not a node project (found none of {markers}; `airlock node new` makes one)")]
     UnknownProject { dir: PathBuf, markers: String },
+    /// `node.toml` is invalid.
+    #[error(transparent)]
+    Manifest(#[from] ConfigError),
+    /// A Rust project's `Cargo.toml` has no readable `[package] name`.
     #[error("{path}: {reason}")]
-    Manifest { path: PathBuf, reason: String },
+    CargoToml { path: PathBuf, reason: String },
     /// The language's toolchain is not installed: the message says how to install it.
     #[error("building a {language} node needs `{tool}`, which is not installed: {install}")]
     MissingTool {

@@ -49,11 +49,7 @@ pub fn build(dir: &Path) -> Result<PathBuf, AuthoringError> {
     })?;
     let manifest_path = dir.join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&manifest_path).map_err(io_error(&manifest_path))?;
-    let manifest =
-        NodeManifest::parse(&text, &manifest_path, dir).map_err(|e| AuthoringError::Manifest {
-            path: manifest_path.clone(),
-            reason: e.to_string(),
-        })?;
+    let manifest = NodeManifest::parse(&text, &manifest_path, dir)?;
     // Absolute, because the tools run in the project directory.
     let output = std::path::absolute(&manifest.component).map_err(io_error(&manifest.component))?;
     require_tools(language)?;
@@ -228,7 +224,7 @@ fn rust_crate(dir: &Path) -> Result<String, AuthoringError> {
     let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
     let table: toml::Table =
         text.parse()
-            .map_err(|e: toml::de::Error| AuthoringError::Manifest {
+            .map_err(|e: toml::de::Error| AuthoringError::CargoToml {
                 path: path.clone(),
                 reason: e.message().to_string(),
             })?;
@@ -237,7 +233,7 @@ fn rust_crate(dir: &Path) -> Result<String, AuthoringError> {
         .and_then(|p| p.get("name"))
         .and_then(toml::Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| AuthoringError::Manifest {
+        .ok_or_else(|| AuthoringError::CargoToml {
             path,
             reason: "no [package] name".into(),
         })
