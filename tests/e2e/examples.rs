@@ -10,7 +10,9 @@ use crate::support::{Receiver, Reply, Run, Scene, node_run, repo_root};
 
 const STATUS_CANARY: &str = "canary-status-Lq27";
 const GITHUB_CANARY: &str = "canary-github-Vb81";
-const SLACK_CANARY: &str = "T000CANARY/B000/slack-Xk55";
+/// The secret part of a Slack webhook URL: its last path segment (the gate percent-encodes a
+/// secret put into a URL path, so the team and channel IDs before it are not in the secret).
+const SLACK_CANARY: &str = "canary-slack-Xk55";
 const EXAMPLES: [&str; 4] = [
     "status-ping",
     "github-dispatch",
@@ -108,7 +110,7 @@ fn run_release(scene: &Scene, nodes: &Path, receiver: &Receiver) -> Run {
         "version": "2.4.1",
         "status_url": format!("{url}/health"),
         "github_api": url,
-        "slack_hooks": format!("{url}/services"),
+        "slack_hook": format!("{url}/services/T000/B000"),
     });
     let secrets = scene.write(
         "secrets.json",
@@ -207,7 +209,7 @@ fn the_release_example_runs_every_example_node() {
 
     // SLACK_MESSAGE (Python): the formatted message, to the webhook path from the secret.
     let slack = &requests[3];
-    assert_eq!(slack.path, format!("/services/{SLACK_CANARY}"));
+    assert_eq!(slack.path, format!("/services/T000/B000/{SLACK_CANARY}"));
     let message = slack.json();
     assert_eq!(
         message["text"],
@@ -253,7 +255,7 @@ fn the_release_example_runs_every_example_node() {
         audit[3]["url"]
             .as_str()
             .unwrap()
-            .ends_with("/services/[secret:slack-webhook]")
+            .ends_with("/services/T000/B000/[secret:slack-webhook]")
     );
     scene.assert_nowhere(&out, &[STATUS_CANARY, GITHUB_CANARY, SLACK_CANARY]);
 }

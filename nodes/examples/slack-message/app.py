@@ -1,5 +1,5 @@
 """SLACK_MESSAGE: formats a status notice as a Slack Block Kit message and posts it to an
-incoming-webhook URL. The webhook's secret path is a secret handle: the gate puts it in."""
+incoming-webhook URL. The webhook's secret (its last path segment) is a secret handle: the gate puts it in."""
 import airlock_node as airlock
 from airlock_node import WitWorld  # noqa: F401  (the component's export)
 
