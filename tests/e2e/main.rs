@@ -12,5 +12,6 @@ mod hostile;
 mod invalid;
 mod policy_cli;
 mod secrets;
+mod serve;
 mod spec_examples;
 mod wasi_http;

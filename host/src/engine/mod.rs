@@ -4,6 +4,7 @@
 mod context;
 mod execute;
 mod ids;
+mod journal;
 mod manifest;
 mod registry;
 mod run;
@@ -12,9 +13,10 @@ mod runtime;
 use std::sync::Arc;
 
 pub use ids::{new_node_run_id, new_run_id};
+pub use journal::{NoJournal, RunJournal};
 pub use manifest::{ManifestError, NodeManifest, check_secrets, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
-pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
 pub use runtime::{RuntimeError, StateDir};
 
 use crate::egress::Gate;

@@ -1,6 +1,7 @@
 //! Running the real `airlock` binary in a scratch directory.
 
 pub mod receiver;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
