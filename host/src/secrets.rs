@@ -1,8 +1,12 @@
-//! Secret values loaded by the host, the per-node-run handles templates see instead of them, and
-//! redaction of any echo of a value in text headed for a node, a log or a stored output.
+//! The one module that knows secret values: loading them, the per-node-run handles templates see
+//! instead of them, revealing handles at send time, recognising a value in any encoding it can
+//! come back in, and scrubbing everything that leaves a node run (outputs, errors, logs, audit
+//! records, stored runs, printed text). Every exit calls `Bindings::scrub*` or
+//! `SecretStore::redact*`; both write the one label `[secret:NAME]`.
 //!
-//! Values live only in `SecretString` / `Zeroizing` buffers (wiped on drop) and nothing here
-//! derives `Debug`/`Display` over them: the hand-written `Debug` impls show names only.
+//! Values live in `SecretString` / `Zeroizing` buffers (wiped on drop) and nothing here derives
+//! `Debug`/`Display` over them: the hand-written `Debug` impls show names only. The compiled
+//! echo matcher necessarily holds the values' bytes and is not wiped.
 
 mod echo;
 
@@ -15,7 +19,8 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use echo::{Echoes, json_escape_into, url_component_into};
+use echo::{Echoes, ends_in_unfinished_escape, json_escape_into, url_component_into};
+use serde_json::Value;
 
 const ENV_PREFIX: &str = "AIRLOCK_SECRET_";
 const HANDLE_PREFIX: &[u8] = b"__airlock_secret_";
@@ -35,6 +40,23 @@ pub enum SecretsError {
     },
     #[error("environment variable {variable}: {reason}")]
     Env { variable: String, reason: String },
+}
+
+/// Why a handle could not be swapped for its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevealError {
+    /// `%2{{handle}}`, `\{{handle}}`, `\u00{{handle}}`, `&#x{{handle}}`: a receiver that decodes
+    /// the text would read the value's first characters as part of the escape, and an echo of
+    /// what it decoded would no longer be recognisable as the value.
+    #[error(
+        "secret {name}: its handle directly follows an unfinished escape sequence (such as `%2`, `\\`, `\\u00` or `&#x`), which would join the start of its value to it"
+    )]
+    EscapeBefore { name: String },
+    /// The value itself ends in an unfinished escape and the node put text right after it.
+    #[error(
+        "secret {name}: its value ends in an unfinished escape sequence and text follows its handle, which would join to it"
+    )]
+    EscapeAfter { name: String },
 }
 
 /// How a secret's value is written where its handle sits.
@@ -138,24 +160,45 @@ impl SecretStore {
             .ok()
     }
 
-    /// Replaces every echo of every secret value (plain, percent-encoded, base64 std/url-safe
-    /// with and without padding, JSON-escaped) with `[secret:NAME]`. Returns `Cow::Borrowed`
-    /// when nothing matched. Values (and echo forms) shorter than 4 bytes are not redacted: see
-    /// `echo::MIN_ECHO_LEN`.
+    /// Replaces every echo of every secret value (see `echo`: plain, percent-encoded, JSON-escaped
+    /// in every common style, hex escapes, character references, base64) with `[secret:NAME]`.
+    /// Returns `Cow::Borrowed` when nothing matched. Values shorter than 4 bytes are not
+    /// redacted: see `echo::MIN_ECHO_LEN`.
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        let Some((start, _)) = self.echoes.find_from(bytes, 0) else {
+        let mut found = self.echoes.find_iter(bytes).peekable();
+        if found.peek().is_none() {
             return Cow::Borrowed(bytes);
-        };
+        }
         let mut out = Vec::with_capacity(bytes.len());
-        out.extend_from_slice(&bytes[..start]);
-        let mut at = start;
-        while let Some((pos, m)) = self.echoes.find_from(bytes, at) {
-            out.extend_from_slice(&bytes[at..pos]);
+        let mut at = 0;
+        for m in found {
+            out.extend_from_slice(&bytes[at..m.start]);
             out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
-            at = pos + m.len;
+            at = m.end;
         }
         out.extend_from_slice(&bytes[at..]);
         Cow::Owned(out)
+    }
+
+    /// Names of the secrets whose value occurs in `bytes` in any form `redact` recognises.
+    pub fn values_in(&self, bytes: &[u8]) -> Vec<&str> {
+        let mut found = vec![false; self.secrets.len()];
+        if self.echoes.is_match(bytes) {
+            for m in self.echoes.find_iter(bytes) {
+                found[m.secret] = true;
+            }
+        }
+        self.secrets
+            .iter()
+            .zip(found)
+            .filter(|(_, found)| *found)
+            .map(|(s, _)| s.name.as_str())
+            .collect()
+    }
+
+    /// `redact` over every string, key and number of a JSON value.
+    pub fn redact_json(&self, value: Value) -> Value {
+        map_json_text(value, &|text| self.redact_str(text))
     }
 
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -227,6 +270,7 @@ fn json_type(value: &serde_json::Value) -> &'static str {
     }
 }
 
+#[derive(Clone)]
 struct Binding {
     /// Index into the store's secrets.
     secret: usize,
@@ -237,6 +281,7 @@ struct Binding {
 
 /// Per node run: a random opaque handle per secret. Templates see handles (via
 /// `context_object`), never values; the egress gate swaps handles for values at send time.
+#[derive(Clone)]
 pub struct Bindings {
     store: Arc<SecretStore>,
     bound: Vec<Binding>,
@@ -304,8 +349,14 @@ impl Bindings {
     }
 
     /// Handles -> values. `encoding` says how to encode the value where the handle sits.
-    /// Handles not bound here are left as they are.
-    pub fn reveal(&self, text: &[u8], encoding: Encoding) -> Zeroizing<Vec<u8>> {
+    /// Handles not bound here are left as they are. A handle at an unfinished escape sequence is
+    /// refused (`RevealError`) whether or not its value would complete it: answering by the
+    /// value's first character would tell the node something about it.
+    pub fn reveal(
+        &self,
+        text: &[u8],
+        encoding: Encoding,
+    ) -> Result<Zeroizing<Vec<u8>>, RevealError> {
         let found: Vec<(usize, usize)> = self.handles_in(text, true).collect();
         // Reserve the worst case up front: a reallocation would leave an unwiped copy behind.
         let worst: usize = found
@@ -316,20 +367,45 @@ impl Bindings {
         let mut at = 0;
         for (pos, index) in found {
             out.extend_from_slice(&text[at..pos]);
+            let name = || self.name(&self.bound[index]).to_owned();
+            if ends_in_unfinished_escape(&out) {
+                return Err(RevealError::EscapeBefore { name: name() });
+            }
             let value = self.value(index);
             match encoding {
                 Encoding::Raw => out.extend_from_slice(value.as_bytes()),
                 Encoding::UrlComponent => url_component_into(value, &mut out),
-                Encoding::JsonString => json_escape_into(value, echo::JsonStyle::MINIMAL, &mut out),
+                Encoding::JsonString => json_escape_into(value, &mut out),
             }
             at = pos + HANDLE_LEN;
+            if at < text.len() && ends_in_unfinished_escape(&out) {
+                return Err(RevealError::EscapeAfter { name: name() });
+            }
         }
         out.extend_from_slice(&text[at..]);
-        out
+        Ok(out)
     }
 
-    /// Handles -> `[secret:NAME]` (for the audit log, errors, display).
-    pub fn mask(&self, text: &str) -> String {
+    /// What anything leaving this node run passes through: handles (usable or not) become
+    /// `[secret:NAME]`, and so does every echo of every secret value.
+    pub fn scrub(&self, text: &str) -> String {
+        let masked = self.mask(text);
+        match self.store.redact_str(&masked) {
+            Cow::Borrowed(_) => masked,
+            Cow::Owned(redacted) => redacted,
+        }
+    }
+
+    /// `scrub` over every string, key and number of a JSON value.
+    pub fn scrub_json(&self, value: Value) -> Value {
+        map_json_text(value, &|text| match self.scrub(text) {
+            scrubbed if scrubbed == text => Cow::Borrowed(text),
+            scrubbed => Cow::Owned(scrubbed),
+        })
+    }
+
+    /// Handles -> `[secret:NAME]`.
+    fn mask(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for (pos, index) in self.handles_in(text.as_bytes(), false) {
@@ -390,6 +466,30 @@ impl Encoding {
             Encoding::UrlComponent => 3,
             Encoding::JsonString => 6,
         }
+    }
+}
+
+/// Applies `f` to every string, object key and number (as its JSON text) in `value`. A number
+/// whose text `f` changes becomes a string: `[secret:NAME]` is not a number.
+fn map_json_text(value: Value, f: &impl Fn(&str) -> Cow<'_, str>) -> Value {
+    match value {
+        Value::String(text) => match f(&text) {
+            Cow::Borrowed(_) => Value::String(text),
+            Cow::Owned(changed) => Value::String(changed),
+        },
+        Value::Number(number) => {
+            let text = number.to_string();
+            match f(&text) {
+                Cow::Borrowed(_) => Value::Number(number),
+                Cow::Owned(changed) => Value::String(changed),
+            }
+        }
+        Value::Array(items) => items.into_iter().map(|v| map_json_text(v, f)).collect(),
+        Value::Object(fields) => fields
+            .into_iter()
+            .map(|(key, v)| (f(&key).into_owned(), map_json_text(v, f)))
+            .collect(),
+        other => other,
     }
 }
 

@@ -56,10 +56,11 @@ impl Compiled {
         })
     }
 
-    /// First output, `None` when there is none.
-    fn run(&self, input: &Val, path: &str, ctx: &Value) -> Result<Option<Value>, TemplateError> {
+    /// First output, `None` when there is none. Errors may quote the input (secret handles
+    /// included): the engine scrubs them before they leave the node run.
+    fn run(&self, input: &Val, path: &str) -> Result<Option<Value>, TemplateError> {
         jq::first_output(&self.filter, input.clone())
-            .map_err(|message| error(path, &self.raw, redact_secrets(message, ctx)))
+            .map_err(|message| error(path, &self.raw, message))
     }
 }
 
@@ -69,31 +70,6 @@ fn error(path: &str, expr: &str, message: String) -> TemplateError {
         expr: expr.to_owned(),
         message,
     }
-}
-
-/// jq errors often quote the value they failed on; if that value is a secret it must not reach
-/// the error, so every string under `.secrets` is masked.
-fn redact_secrets(mut message: String, ctx: &Value) -> String {
-    fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
-        match v {
-            Value::String(s) if !s.is_empty() => out.push(s),
-            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
-            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
-            _ => {}
-        }
-    }
-    let mut secrets = Vec::new();
-    if let Some(s) = ctx.get("secrets") {
-        strings(s, &mut secrets);
-    }
-    // Longest first, so a secret containing another is masked whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in secrets {
-        if message.contains(secret) {
-            message = message.replace(secret, "[redacted]");
-        }
-    }
-    message
 }
 
 #[derive(Clone)]
@@ -153,7 +129,7 @@ impl Template {
         }
         // Converted once per render and shared (cheaply, by reference count) by every template.
         let input = Val::from(ctx.clone());
-        self.root.render(&input, ctx)
+        self.root.render(&input)
     }
 
     /// Node identifiers this value's templates read through `.outputs.X`, `.outputs["X"]` or
@@ -237,16 +213,16 @@ impl Node {
         })
     }
 
-    fn render(&self, input: &Val, ctx: &Value) -> Result<Value, TemplateError> {
+    fn render(&self, input: &Val) -> Result<Value, TemplateError> {
         Ok(match self {
             Node::Static(v) => v.clone(),
-            Node::Whole { path, expr } => expr.run(input, path, ctx)?.unwrap_or(Value::Null),
+            Node::Whole { path, expr } => expr.run(input, path)?.unwrap_or(Value::Null),
             Node::Text { path, parts } => {
                 let mut out = String::new();
                 for part in parts {
                     match part {
                         Part::Text(t) => out.push_str(t),
-                        Part::Expr(expr) => match expr.run(input, path, ctx)? {
+                        Part::Expr(expr) => match expr.run(input, path)? {
                             Some(Value::String(s)) => out.push_str(&s),
                             None | Some(Value::Null) => {}
                             Some(other) => out.push_str(&other.to_string()),
@@ -257,12 +233,12 @@ impl Node {
             }
             Node::Array(items) => items
                 .iter()
-                .map(|n| n.render(input, ctx))
+                .map(|n| n.render(input))
                 .collect::<Result<_, _>>()?,
             Node::Object(entries) => Value::Object(
                 entries
                     .iter()
-                    .map(|(k, n)| Ok((k.clone(), n.render(input, ctx)?)))
+                    .map(|(k, n)| Ok((k.clone(), n.render(input)?)))
                     .collect::<Result<Map<_, _>, TemplateError>>()?,
             ),
         })
@@ -330,10 +306,7 @@ impl Expr {
     /// First output of the expression (null if none).
     pub fn eval(&self, input: &Value) -> Result<Value, TemplateError> {
         let val = Val::from(input.clone());
-        Ok(self
-            .expr
-            .run(&val, &self.path, input)?
-            .unwrap_or(Value::Null))
+        Ok(self.expr.run(&val, &self.path)?.unwrap_or(Value::Null))
     }
 
     /// Node identifiers read through `.outputs` (see [`Template::referenced_outputs`]).

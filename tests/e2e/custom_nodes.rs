@@ -27,16 +27,7 @@ fn webhook_component() -> Vec<u8> {
 
 /// A trigger followed by `nodes`, each connected to the next.
 fn workflow(nodes: Vec<Value>) -> String {
-    let mut all = vec![json!({"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}})];
-    all.extend(nodes);
-    let connections: Vec<Value> = all
-        .windows(2)
-        .map(|pair| {
-            let (from, to) = (&pair[0]["identifier"], &pair[1]["identifier"]);
-            json!({"sourceIdentifier": from, "targetIdentifier": to})
-        })
-        .collect();
-    json!({"identifier": "custom", "nodes": all, "connections": connections}).to_string()
+    crate::support::chain_workflow("custom", nodes)
 }
 
 fn path(p: &Path) -> &str {

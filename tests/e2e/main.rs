@@ -11,6 +11,7 @@ mod flow;
 mod hostile;
 mod invalid;
 mod policy_cli;
+mod secret_containment;
 mod secrets;
 mod serve;
 mod spec_examples;

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::auth::Admin;
 use super::{Api, ApiError, lock};
 use crate::cli::inputs::check_user_inputs;
-use crate::engine::{RunStatus, WorkflowRun, new_run};
+use crate::engine::{RunStatus, WorkflowRun};
 use crate::store::RunFilter;
 use crate::workflow::{Node, Problem, Workflow};
 
@@ -168,7 +168,9 @@ pub(super) async fn create(
             .map_err(|e| ApiError::field("$.inputs", e.to_string()))?;
     }
     require_secrets(&api, &workflow)?;
-    let run = new_run(&workflow, Some(record.version), trigger, payload);
+    let run = api
+        .runtime
+        .new_run(&workflow, Some(record.version), trigger, payload);
     let identifier = run.identifier.clone();
     let task = api.start(workflow.clone(), run.clone())?;
     if !wait {

@@ -55,7 +55,7 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
         .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
         .map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
-    let run = engine::new_run(&workflow, None, trigger, payload);
+    let run = runtime.new_run(&workflow, None, trigger, payload);
     let run = runtime.run_recorded(&workflow, run, &store).await;
     let code = if run.succeeded() { 0 } else { 1 };
     Ok((run, code))

@@ -126,11 +126,8 @@ impl Gate {
             node_run: caller.node_run.clone(),
             node: caller.node.clone(),
             component: caller.component.clone(),
-            method: bindings.mask(method),
-            url: bindings
-                .store()
-                .redact_str(&bindings.mask(url))
-                .into_owned(),
+            method: bindings.scrub(method),
+            url: bindings.scrub(url),
             resolved_ip: None,
             decision: Decision::Deny,
             rule: Some(reason.to_string()),
@@ -171,7 +168,6 @@ impl Inner {
         if let Err(EgressError::InvalidRequest(_)) = &result {
             facts.rule = error.clone();
         }
-        let url = caller.bindings.mask(&req.url);
         let record = AuditRecord {
             seq: 0,
             time,
@@ -179,8 +175,8 @@ impl Inner {
             node_run: caller.node_run.clone(),
             node: caller.node.clone(),
             component: caller.component.clone(),
-            method: caller.bindings.mask(&facts.method),
-            url: caller.bindings.store().redact_str(&url).into_owned(),
+            method: caller.bindings.scrub(&facts.method),
+            url: caller.bindings.scrub(&req.url),
             resolved_ip: facts.resolved_ip,
             decision,
             rule: facts.rule,
@@ -270,8 +266,11 @@ impl Inner {
             facts.rule = Some(reason.clone());
             return Err(EgressError::Denied(reason));
         }
+        self.check_carried_values(caller, &url, req, facts)?;
 
-        let revealed_url = bindings.reveal(url.as_str().as_bytes(), Encoding::UrlComponent);
+        let revealed_url = bindings
+            .reveal(url.as_str().as_bytes(), Encoding::UrlComponent)
+            .map_err(|err| EgressError::InvalidRequest(err.to_string()))?;
         let uri = http::Uri::try_from(revealed_url.as_slice())
             .map_err(|err| EgressError::InvalidRequest(format!("URL cannot be sent: {err}")))?;
         let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
@@ -284,7 +283,9 @@ impl Inner {
         }
         let body = match &req.body {
             Some(body) => {
-                let revealed = bindings.reveal(body, body_encoding);
+                let revealed = bindings
+                    .reveal(body, body_encoding)
+                    .map_err(|err| EgressError::InvalidRequest(err.to_string()))?;
                 builder = builder.header(CONTENT_LENGTH, revealed.len());
                 Bytes::copy_from_slice(&revealed)
             }
@@ -303,6 +304,42 @@ impl Inner {
             .await
             .unwrap_or(Err(EgressError::Timeout))
             .map(|response| redact_response(caller, response))
+    }
+
+    /// The data-loss check: a secret's value written into the request itself (not as a handle)
+    /// may only go where that secret may go. It catches a value that reached the node through an
+    /// echo the redaction did not recognise, or that another node passed on, before it can leave
+    /// for another host, in every encoding `redact` recognises.
+    fn check_carried_values(
+        &self,
+        caller: &Who,
+        url: &url::Url,
+        req: &Request,
+        facts: &mut Facts,
+    ) -> Result<(), EgressError> {
+        let store = caller.bindings.store();
+        let places = [("URL", url.as_str().as_bytes())]
+            .into_iter()
+            .chain(req.headers.iter().flat_map(|(name, value)| {
+                [("headers", name.as_bytes()), ("headers", value.as_bytes())]
+            }))
+            .chain(req.body.as_deref().map(|body| ("body", body)));
+        for (place, text) in places {
+            for name in store.values_in(text) {
+                if !facts.secrets.iter().any(|n| n == name) {
+                    facts.secrets.push(name.to_owned());
+                }
+                if !self.policy.secret_allowed(name, url) {
+                    let host = url.host_str().unwrap_or_default();
+                    let reason = format!(
+                        "the value of secret {name} (not its handle) is in the request {place}, and {name} is not allowed for {host}"
+                    );
+                    facts.rule = Some(reason.clone());
+                    return Err(EgressError::Denied(reason));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn exchange(
@@ -424,7 +461,7 @@ fn header(
     name: &str,
     value: &str,
 ) -> Result<Option<(HeaderName, HeaderValue)>, EgressError> {
-    let shown = caller.bindings.mask(name);
+    let shown = caller.bindings.scrub(name);
     let header_name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| EgressError::InvalidRequest(format!("invalid header name {shown:?}")))?;
     let lower = header_name.as_str();
@@ -436,7 +473,10 @@ fn header(
     if header_name == CONTENT_LENGTH {
         return Ok(None);
     }
-    let revealed = caller.bindings.reveal(value.as_bytes(), Encoding::Raw);
+    let revealed = caller
+        .bindings
+        .reveal(value.as_bytes(), Encoding::Raw)
+        .map_err(|err| EgressError::InvalidRequest(format!("header {lower}: {err}")))?;
     if revealed.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
         return Err(EgressError::InvalidRequest(format!(
             "header {lower} contains CR, LF or NUL"
@@ -494,10 +534,7 @@ fn redact_response(caller: &Who, response: Response) -> Response {
 
 /// Error text goes to the node and the audit log: no secret value, no live handle.
 fn scrub_error(caller: &Who, err: EgressError) -> EgressError {
-    let scrub = |text: String| {
-        let masked = caller.bindings.mask(&text);
-        caller.bindings.store().redact_str(&masked).into_owned()
-    };
+    let scrub = |text: String| caller.bindings.scrub(&text);
     match err {
         EgressError::Denied(text) => EgressError::Denied(scrub(text)),
         EgressError::InvalidRequest(text) => EgressError::InvalidRequest(scrub(text)),

@@ -746,3 +746,56 @@ async fn a_cancelled_send_is_still_audited() {
     assert_eq!(record.error.as_deref(), Some("timed out"));
     assert_eq!(server.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
+    let server = Server::start(ok).await;
+    let policy = format!(
+        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
+        allow_only(&server)
+    );
+    let escaped: String = SECRET
+        .chars()
+        .map(|c| format!("\\u{:04X}", u32::from(c)))
+        .collect();
+    let percent: String = SECRET.bytes().map(|b| format!("%{b:02x}")).collect();
+    for (place, text) in [
+        ("body", format!("{{\"t\": \"{escaped}\"}}")),
+        ("URL", format!("?t={percent}")),
+        ("headers", format!("x {SECRET} y")),
+    ] {
+        let setup = Setup::new(&policy, GateLimits::default());
+        let mut req = request("POST", &server.url("/"));
+        match place {
+            "body" => req.body = Some(text.into_bytes()),
+            "URL" => req.url.push_str(&text),
+            _ => req.headers = vec![("X-Note".into(), text)],
+        }
+        let err = setup.send(req).await.expect_err(place);
+        assert_eq!(
+            err,
+            EgressError::Denied(format!(
+                "the value of secret api-token (not its handle) is in the request {place}, and api-token is not allowed for 127.0.0.1"
+            ))
+        );
+        let record = setup.only_record();
+        assert_eq!(record.decision, Decision::Deny);
+        assert_eq!(record.secrets, vec!["api-token".to_string()]);
+        assert!(!record.url.contains(SECRET), "{}", record.url);
+    }
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_handle_after_an_unfinished_escape_is_refused() {
+    let server = Server::start(ok).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let url = format!("{}?q=%2{}", server.url("/"), setup.handle);
+    let err = setup.get(&url).await.expect_err("split");
+    assert!(
+        matches!(&err, EgressError::InvalidRequest(m) if m.contains("unfinished escape")),
+        "{err}"
+    );
+    assert_eq!(server.hits(), 0);
+    assert_eq!(setup.only_record().decision, Decision::Deny);
+}

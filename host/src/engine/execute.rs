@@ -31,8 +31,25 @@ impl Runtime {
     /// SELF_SERVE_TRIGGER or the event of an EVENT_TRIGGER), in memory only. Never fails: a
     /// failing node fails its node run and, unless it continues on failure, the run.
     pub async fn run(&self, workflow: &Workflow, trigger: &Node, payload: Value) -> WorkflowRun {
-        let run = new_run(workflow, None, trigger, payload);
+        let run = self.new_run(workflow, None, trigger, payload);
         self.drive(workflow, run, &NoJournal).await
+    }
+
+    /// A new run (see [`new_run`]) whose inputs are stored and printed like any output: no
+    /// secret value among them either.
+    pub fn new_run(
+        &self,
+        workflow: &Workflow,
+        version: Option<u32>,
+        trigger: &Node,
+        payload: Value,
+    ) -> WorkflowRun {
+        new_run(
+            workflow,
+            version,
+            trigger,
+            self.secrets.redact_json(payload),
+        )
     }
 
     /// Records a new run (`new_run`) in `journal`, then runs it to its end.
@@ -74,7 +91,7 @@ impl Runtime {
                 return finish(run, RunResult::Failed, None, journal);
             }
             let started = Instant::now();
-            let bindings = Bindings::new(self.secrets.clone());
+            let mut bindings = Bindings::new(self.secrets.clone());
             let ctx = template_context(
                 &workflow_ctx,
                 &run_ctx,
@@ -91,12 +108,13 @@ impl Runtime {
                         node,
                         &run.identifier,
                         &node_run.identifier,
-                        bindings,
+                        &mut bindings,
                         &ctx,
                     )
                     .await
                 }
-            };
+            }
+            .scrubbed(&bindings);
             let failed = step.error.is_some();
             let output = if failed && node.on_failure == OnFailure::Continue {
                 json!({ "error": { "message": step.error } })
@@ -137,7 +155,7 @@ impl Runtime {
         node: &Node,
         run_id: &str,
         node_run_id: &str,
-        mut bindings: Bindings,
+        bindings: &mut Bindings,
         ctx: &Value,
     ) -> Step {
         let fail = |error: String| Step {
@@ -161,13 +179,12 @@ impl Runtime {
         if let Err(e) = registered.check_secrets(&bindings.used_in(config.as_bytes())) {
             return fail(format!("node \"{}\": {e}", node.identifier));
         }
-        let bindings = Arc::new(bindings);
         let caller = Caller {
             run: run_id.to_string(),
             node_run: node_run_id.to_string(),
             node: node.identifier.clone(),
             component: component.digest().to_string(),
-            bindings: bindings.clone(),
+            bindings: Arc::new(bindings.clone()),
             requests_made: AtomicU32::new(0),
             node_allow: registered.egress_allow(),
         };
@@ -188,13 +205,7 @@ impl Runtime {
         let logs = outcome
             .logs
             .iter()
-            .map(|line| {
-                let mut value = serde_json::to_value(line).unwrap_or(Value::Null);
-                if let Some(Value::String(text)) = value.get_mut("log") {
-                    *text = bindings.mask(text);
-                }
-                value
-            })
+            .map(|line| serde_json::to_value(line).unwrap_or(Value::Null))
             .collect();
         let output = match outcome.result {
             Ok(text) => match serde_json::from_str::<Value>(&text) {
@@ -209,14 +220,13 @@ impl Runtime {
             Err(message) => {
                 return Step {
                     logs,
-                    ..fail(bindings.mask(&message))
+                    ..fail(message)
                 };
             }
         };
         match apply_variables(node, ctx, output) {
-            // Handles are not secrets, but they mean nothing outside this node run: show names.
             Ok(output) => Step {
-                output: mask_handles(&bindings, output),
+                output,
                 error: None,
                 logs,
                 outlet: None,
@@ -260,14 +270,22 @@ fn next_after<'w>(workflow: &'w Workflow, run: &WorkflowRun) -> Option<&'w Node>
     workflow.next(&node.identifier)
 }
 
-/// Replaces secret handles in `value` with `[secret:NAME]`.
-fn mask_handles(bindings: &Bindings, value: Value) -> Value {
-    let text = value.to_string();
-    let masked = bindings.mask(&text);
-    if masked == text {
-        return value;
+impl Step {
+    /// Everything a node run leaves behind (its output, error and logs) goes to later nodes, the
+    /// run store and stdout: no secret value in any recognised encoding, and no handle either
+    /// (handles are not secrets, but they mean nothing outside their node run: show names).
+    fn scrubbed(self, bindings: &Bindings) -> Step {
+        Step {
+            output: bindings.scrub_json(self.output),
+            error: self.error.map(|error| bindings.scrub(&error)),
+            logs: self
+                .logs
+                .into_iter()
+                .map(|line| bindings.scrub_json(line))
+                .collect(),
+            outlet: self.outlet,
+        }
     }
-    serde_json::from_str(&masked).unwrap_or(value)
 }
 
 /// A node's `variables`, when present, replace its output; each is evaluated with `.result`

@@ -102,11 +102,6 @@ impl NodeState {
     pub(super) fn host_time(&self) -> Duration {
         self.host_time + self.http_hooks.waited()
     }
-
-    /// Removes any secret value (or its encodings) from text leaving the sandbox.
-    pub(super) fn redact(&self, text: &str) -> String {
-        self.caller.bindings.store().redact_str(text).into_owned()
-    }
 }
 
 impl WasiView for NodeState {

@@ -172,18 +172,12 @@ impl Sandbox {
             Ok(Ok(Err(message))) => Err(message),
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
         };
+        // The engine scrubs the result and logs of secrets, with everything else a node run
+        // leaves behind.
         let state = store.into_data();
-        let redact = |text: &str| state.redact(text);
         NodeOutcome {
-            result: result.map_err(|m| redact(&m)),
-            logs: state
-                .logs
-                .iter()
-                .map(|l| LogLine {
-                    level: l.level,
-                    message: redact(&l.message),
-                })
-                .collect(),
+            result,
+            logs: state.logs,
         }
     }
 }

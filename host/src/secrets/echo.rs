@@ -1,15 +1,29 @@
-//! The forms in which a secret value can come back ("echo") in a response or a message, computed
-//! once at load so that redaction is a single scan, and the encoders `reveal` shares with them.
+//! Recognising a secret value in the forms a server, a client library or a node may write it
+//! (an "echo"), and the encoders `reveal` shares with them.
+//!
+//! A value is matched character by character, each character in any of the ways common encoders
+//! write it: as is, percent-escaped (any hex case, `+` for a space), JSON-escaped in every style
+//! seen in the wild (serde/JavaScript minimal, Python ASCII-only, PHP `\/`, Go's `\u0026`-style
+//! HTML escapes, .NET's upper-case `\u002B`), `\xNN`, and HTML character references. Because
+//! each character may take any of its forms independently, one pattern covers every mix of
+//! styles instead of a list of whole-value variants that a new style would slip past. Base64
+//! (standard and URL-safe, padded or not, and the stable core of the value inside a longer blob)
+//! is matched as literals.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use regex::bytes::{Regex, RegexBuilder};
 use zeroize::Zeroizing;
 
-/// Echo forms shorter than this are not redacted. A 1-3 byte value ("1", "yes", "dev") occurs
-/// all over ordinary text, so replacing it would shred every response while protecting little:
-/// a value that short is guessable anyway. The same holds for the short base64 cores below.
+/// Values (and base64 forms) shorter than this are not matched. A 1-3 byte value ("1", "yes",
+/// "dev") occurs all over ordinary text, so replacing it would shred every response while
+/// protecting little: a value that short is guessable anyway.
 pub(super) const MIN_ECHO_LEN: usize = 4;
+
+/// Room for long values (certificates, private keys): each character becomes a small
+/// alternation, and the pattern is compiled once per process.
+const PATTERN_SIZE_LIMIT: usize = 1 << 28;
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -18,40 +32,14 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// How a JSON encoder escapes a string: serde_json/JavaScript escape the minimum, Python escapes
-/// non-ASCII, PHP also escapes '/'.
-#[derive(Clone, Copy)]
-pub(super) struct JsonStyle {
-    ascii_only: bool,
-    escape_slash: bool,
-}
-
-impl JsonStyle {
-    pub(super) const MINIMAL: JsonStyle = JsonStyle {
-        ascii_only: false,
-        escape_slash: false,
-    };
-    const ALL: [JsonStyle; 3] = [
-        JsonStyle::MINIMAL,
-        JsonStyle {
-            ascii_only: true,
-            escape_slash: false,
-        },
-        JsonStyle {
-            ascii_only: true,
-            escape_slash: true,
-        },
-    ];
-}
-
 pub(super) fn url_component_into(value: &str, out: &mut Vec<u8>) {
     for chunk in utf8_percent_encode(value, COMPONENT) {
         out.extend_from_slice(chunk.as_bytes());
     }
 }
 
-pub(super) fn json_escape_into(value: &str, style: JsonStyle, out: &mut Vec<u8>) {
-    let mut utf16 = [0u16; 2];
+/// Escapes `value` as inside a JSON string (without the quotes), as serde_json does.
+pub(super) fn json_escape_into(value: &str, out: &mut Vec<u8>) {
     for c in value.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -61,132 +49,218 @@ pub(super) fn json_escape_into(value: &str, style: JsonStyle, out: &mut Vec<u8>)
             '\t' => out.extend_from_slice(b"\\t"),
             '\u{8}' => out.extend_from_slice(b"\\b"),
             '\u{c}' => out.extend_from_slice(b"\\f"),
-            '/' if style.escape_slash => out.extend_from_slice(b"\\/"),
-            c if (c as u32) < 0x20 || (style.ascii_only && !c.is_ascii()) => {
-                for unit in c.encode_utf16(&mut utf16) {
-                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
-                }
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
             }
             c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
 }
 
+/// One echo found: where, and whose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Match {
+    pub(super) start: usize,
+    pub(super) end: usize,
     /// Index of the secret in the store.
     pub(super) secret: usize,
-    pub(super) len: usize,
 }
 
-struct Echo {
-    form: Zeroizing<Vec<u8>>,
-    secret: usize,
-}
-
-/// All echo forms of all secrets, indexed by first byte, longest first within each bucket.
+/// Every recognisable form of every secret, as one pattern: one capture group per secret,
+/// longer values first so that a value containing another is matched whole.
 pub(super) struct Echoes {
-    forms: Vec<Echo>,
-    by_first_byte: Vec<Vec<usize>>,
+    pattern: Option<Regex>,
+    /// Capture group i + 1 belongs to secret `group_secret[i]`.
+    group_secret: Vec<usize>,
 }
 
 impl Echoes {
     pub(super) fn new<'v>(values: impl Iterator<Item = &'v str>) -> Echoes {
-        let mut forms: Vec<Echo> = Vec::new();
-        for (secret, value) in values.enumerate() {
-            for form in echo_forms(value) {
-                let duplicate = forms.iter().any(|e| e.form == form);
-                if form.len() >= MIN_ECHO_LEN && !duplicate {
-                    forms.push(Echo { form, secret });
-                }
+        let mut values: Vec<(usize, &str)> = values.enumerate().collect();
+        values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        let mut source = Zeroizing::new(String::new());
+        let mut group_secret = Vec::new();
+        for (secret, value) in values {
+            let alternatives = value_alternatives(value);
+            if alternatives.is_empty() {
+                continue;
             }
+            if !group_secret.is_empty() {
+                source.push('|');
+            }
+            source.push('(');
+            for (i, alternative) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    source.push('|');
+                }
+                source.push_str(alternative);
+            }
+            source.push(')');
+            group_secret.push(secret);
         }
-        let mut by_first_byte = vec![Vec::new(); 256];
-        for (index, echo) in forms.iter().enumerate() {
-            by_first_byte[usize::from(echo.form[0])].push(index);
-        }
-        // Longest first, so that a value's longer encodings win over forms they contain (for
-        // example padded base64 over its unpadded prefix).
-        for bucket in &mut by_first_byte {
-            bucket.sort_by_key(|&i| std::cmp::Reverse(forms[i].form.len()));
-        }
+        let pattern = (!group_secret.is_empty()).then(|| {
+            RegexBuilder::new(&source)
+                .size_limit(PATTERN_SIZE_LIMIT)
+                .dfa_size_limit(PATTERN_SIZE_LIMIT)
+                .build()
+                .expect("echo patterns are built from escaped literals")
+        });
         Echoes {
-            forms,
-            by_first_byte,
+            pattern,
+            group_secret,
         }
     }
 
-    /// The first (leftmost, then longest) echo at or after `from`.
-    pub(super) fn find_from(&self, bytes: &[u8], from: usize) -> Option<(usize, Match)> {
-        if self.forms.is_empty() {
-            return None;
-        }
-        (from..bytes.len()).find_map(|pos| {
-            self.by_first_byte[usize::from(bytes[pos])]
-                .iter()
-                .map(|&i| &self.forms[i])
-                .find(|e| bytes[pos..].starts_with(&e.form))
-                .map(|e| {
-                    (
-                        pos,
-                        Match {
-                            secret: e.secret,
-                            len: e.form.len(),
-                        },
-                    )
+    /// Every echo in `bytes`, leftmost first, not overlapping.
+    pub(super) fn find_iter<'a>(&'a self, bytes: &'a [u8]) -> impl Iterator<Item = Match> + 'a {
+        self.pattern
+            .iter()
+            .flat_map(move |pattern| pattern.captures_iter(bytes))
+            .filter_map(|captures| {
+                let whole = captures.get(0)?;
+                let group = (1..captures.len()).find(|&g| captures.get(g).is_some())?;
+                Some(Match {
+                    start: whole.start(),
+                    end: whole.end(),
+                    secret: self.group_secret[group - 1],
                 })
-        })
+            })
+    }
+
+    pub(super) fn is_match(&self, bytes: &[u8]) -> bool {
+        self.pattern.as_ref().is_some_and(|p| p.is_match(bytes))
     }
 }
 
-/// Every form of `value` to redact. Buffers are zeroizing and reserved up front so that no
-/// unwiped copy is left behind by a reallocation.
-fn echo_forms(value: &str) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut forms = vec![Zeroizing::new(value.as_bytes().to_vec())];
-
-    let mut percent = Zeroizing::new(Vec::with_capacity(value.len() * 3));
-    url_component_into(value, &mut percent);
-    let mut plus = Zeroizing::new(Vec::with_capacity(percent.len()));
-    let mut rest: &[u8] = &percent;
-    while !rest.is_empty() {
-        if rest.starts_with(b"%20") {
-            plus.push(b'+');
-            rest = &rest[3..];
-        } else {
-            plus.push(rest[0]);
-            rest = &rest[1..];
+/// The regex alternatives for one value: character-wise, then base64 literals longest first.
+/// The pattern text is wiped after compiling; the compiled automaton cannot be.
+fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
+    let mut alternatives = Vec::new();
+    if value.len() >= MIN_ECHO_LEN {
+        let mut charwise = Zeroizing::new(String::with_capacity(value.len() * 64));
+        for c in value.chars() {
+            push_char_forms(c, &mut charwise);
         }
+        alternatives.push(charwise);
     }
-    forms.push(percent);
-    forms.push(plus);
+    let mut literals = base64_forms(value.as_bytes());
+    literals.retain(|form| form.len() >= MIN_ECHO_LEN);
+    literals.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    literals.dedup();
+    alternatives.extend(
+        literals
+            .iter()
+            .map(|form| Zeroizing::new(regex::escape(form))),
+    );
+    alternatives
+}
 
-    for style in JsonStyle::ALL {
-        let mut json = Zeroizing::new(Vec::with_capacity(value.len() * 6));
-        json_escape_into(value, style, &mut json);
-        forms.push(json);
+/// `(?:…)` matching `c` in any of the ways encoders write it.
+fn push_char_forms(c: char, out: &mut String) {
+    let code = c as u32;
+    out.push_str("(?:");
+    out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+    // Percent-encoding of each UTF-8 byte.
+    out.push('|');
+    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+        out.push('%');
+        push_hex(u32::from(byte), 2, out);
     }
+    // JSON / JavaScript \uXXXX, one escape per UTF-16 unit.
+    out.push('|');
+    for unit in c.encode_utf16(&mut [0; 2]) {
+        out.push_str(r"\\u");
+        push_hex(u32::from(*unit), 4, out);
+    }
+    // HTML/XML numeric character references, hex and decimal, leading zeros and ';' optional.
+    out.push_str("|&#[xX]0*");
+    push_hex_minimal(code, out);
+    out.push_str(";?|&#0*");
+    out.push_str(&code.to_string());
+    out.push_str(";?");
+    if c.is_ascii() {
+        out.push_str(r"|\\x");
+        push_hex(code, 2, out);
+    }
+    for extra in extra_forms(c) {
+        out.push('|');
+        out.push_str(extra);
+    }
+    out.push(')');
+}
 
+/// Named escapes of single characters, as regex text.
+fn extra_forms(c: char) -> &'static [&'static str] {
+    match c {
+        ' ' => &[r"\+"],
+        '"' => &[r#"\\""#, "&quot;"],
+        '\'' => &[r"\\'", "&apos;"],
+        '\\' => &[r"\\\\"],
+        '/' => &[r"\\/"],
+        '&' => &["&amp;"],
+        '<' => &["&lt;"],
+        '>' => &["&gt;"],
+        '\n' => &[r"\\n"],
+        '\r' => &[r"\\r"],
+        '\t' => &[r"\\t"],
+        '\u{8}' => &[r"\\b"],
+        '\u{c}' => &[r"\\f"],
+        _ => &[],
+    }
+}
+
+/// `digits` hex digits of `value`, each letter in either case.
+fn push_hex(value: u32, digits: u32, out: &mut String) {
+    for shift in (0..digits).rev() {
+        push_hex_digit((value >> (4 * shift)) & 0xf, out);
+    }
+}
+
+fn push_hex_minimal(value: u32, out: &mut String) {
+    for digit in format!("{value:x}").chars() {
+        push_hex_digit(digit.to_digit(16).unwrap_or_default(), out);
+    }
+}
+
+fn push_hex_digit(digit: u32, out: &mut String) {
+    match char::from_digit(digit, 16) {
+        Some(d) if d.is_ascii_alphabetic() => {
+            out.push('[');
+            out.push(d);
+            out.push(d.to_ascii_uppercase());
+            out.push(']');
+        }
+        Some(d) => out.push(d),
+        None => {}
+    }
+}
+
+/// Base64 encodings of `value`, and the parts of its encoding that stay the same when it sits
+/// inside a longer encoded blob.
+fn base64_forms(value: &[u8]) -> Vec<Zeroizing<String>> {
+    let mut forms = Vec::new();
     for engine in [STANDARD, URL_SAFE] {
-        forms.push(base64_form(&engine, value.as_bytes()));
+        forms.push(base64_form(&engine, value));
     }
     for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
-        forms.push(base64_form(&engine, value.as_bytes()));
+        forms.push(base64_form(&engine, value));
         for offset in 0..3 {
-            forms.push(base64_core(&engine, value.as_bytes(), offset));
+            forms.push(base64_core(&engine, value, offset));
         }
     }
     forms
 }
 
-fn base64_form(engine: &impl Engine, input: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(String::with_capacity(input.len().div_ceil(3) * 4));
+fn base64_form(engine: &impl Engine, input: &[u8]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(input.len().div_ceil(3) * 4 + 4));
     engine.encode_string(input, &mut out);
-    Zeroizing::new(out.as_bytes().to_vec())
+    out
 }
 
 /// The part of the base64 encoding that stays the same when `value` sits `offset` bytes (mod 3)
 /// into a longer encoded blob, such as the password of `Basic base64(user:password)`: the
 /// characters that mix in bits of the surrounding bytes are dropped.
-fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Zeroizing<Vec<u8>> {
+fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Zeroizing<String> {
     let mut shifted = Zeroizing::new(Vec::with_capacity(offset + value.len()));
     shifted.resize(offset, 0);
     shifted.extend_from_slice(value);
@@ -195,5 +269,27 @@ fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Zeroizing<V
     let skip = (8 * offset).div_ceil(6);
     // A trailing character holding fewer than 6 value bits also holds bits of what follows.
     let whole = 8 * shifted.len() / 6;
-    Zeroizing::new(encoded.get(skip..whole).unwrap_or_default().to_vec())
+    Zeroizing::new(encoded.get(skip..whole).unwrap_or_default().to_owned())
+}
+
+/// Whether `text` ends inside an escape sequence that the next characters would complete:
+/// `%` or `%X`; an unescaped `\` with nothing, `u` and up to 3 hex digits, `u{` and hex digits,
+/// `x` and up to 1, `U` and up to 7, or 1-2 octal digits after it; `&#` and digits, `&#x` and
+/// hex digits. A secret value placed there would be read together with what precedes it.
+pub(super) fn ends_in_unfinished_escape(text: &[u8]) -> bool {
+    static UNFINISHED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
+        Regex::new(
+            r"(?-u)(?:%[0-9A-Fa-f]?|(\\+)(?:u[0-9A-Fa-f]{0,3}|u\{[0-9A-Fa-f]*|x[0-9A-Fa-f]?|U[0-9A-Fa-f]{0,7}|[0-7]{0,2})|&#(?:[0-9]*|[xX][0-9A-Fa-f]*))\z",
+        )
+        .expect("a fixed pattern")
+    });
+    let tail = &text[text.len().saturating_sub(32)..];
+    let Some(captures) = UNFINISHED.captures(tail) else {
+        return false;
+    };
+    match captures.get(1) {
+        // An even run of backslashes is escaped backslashes: nothing is left open.
+        Some(backslashes) => backslashes.len() % 2 == 1,
+        None => true,
+    }
 }

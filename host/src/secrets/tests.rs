@@ -53,7 +53,7 @@ fn loads_file_and_maps_env_names() {
         .expect("handle")
         .to_owned();
     assert_eq!(
-        &bindings.reveal(handle.as_bytes(), Encoding::Raw)[..],
+        &bindings.reveal(handle.as_bytes(), Encoding::Raw).unwrap()[..],
         b"from-env"
     );
 }
@@ -144,7 +144,7 @@ fn retain_used_and_used_in() {
     assert_eq!(bindings.context_object(), serde_json::json!({ "a": a }));
     // `b` is no longer bound: its handle stays as it is.
     assert_eq!(
-        &bindings.reveal(b.as_bytes(), Encoding::Raw)[..],
+        &bindings.reveal(b.as_bytes(), Encoding::Raw).unwrap()[..],
         b.as_bytes()
     );
     assert!(bindings.used_in(text.as_bytes()).is_empty());
@@ -160,7 +160,8 @@ fn reveal_encodes_per_position() {
         .expect("handle")
         .to_owned();
     let text = format!("<{h}|{h}>");
-    let reveal = |e| String::from_utf8(bindings.reveal(text.as_bytes(), e).to_vec()).expect("utf8");
+    let reveal =
+        |e| String::from_utf8(bindings.reveal(text.as_bytes(), e).unwrap().to_vec()).expect("utf8");
     assert_eq!(reveal(Encoding::Raw), "<a b/ü\"~\n|a b/ü\"~\n>");
     assert_eq!(
         reveal(Encoding::UrlComponent),
@@ -252,4 +253,122 @@ fn redact_prefers_longest_and_skips_short_values() {
         SecretStore::empty().redact(clean.as_bytes()),
         Cow::Borrowed(_)
     ));
+}
+
+fn handle_of(bindings: &Bindings, name: &str) -> String {
+    bindings.context_object()[name]
+        .as_str()
+        .expect("handle")
+        .to_owned()
+}
+
+#[test]
+fn redacts_go_and_dotnet_json_escapes_and_any_hex_case() {
+    let value = "a&b<c>d+e'f g";
+    let store = store(&[("tok", value)]);
+    let forms = [
+        // Go's json.Marshal: & < > as \u0026 \u003c \u003e.
+        r"a\u0026b\u003cc\u003ed+e'f g",
+        // .NET System.Text.Json: also + and ', upper-case hex.
+        r"a\u0026b\u003Cc\u003Ed\u002Be\u0027f g",
+        // Every character escaped, mixed case.
+        r"\u0061\u0026\u0062\u003c\u0063\u003E\u0064\u002b\u0065\u0027\u0066\u0020\u0067",
+        // Percent-encoding in lower and upper case, + for the space.
+        "a%26b%3cc%3Ed%2be%27f+g",
+        "%61%26%62%3C%63%3E%64%2B%65%27%66%20%67",
+        // \xNN and HTML character references.
+        r"a\x26b\x3cc\x3ed\x2be\x27f\x20g",
+        "a&amp;b&lt;c&gt;d&#43;e&#x27;f&#32;g",
+    ];
+    for form in forms {
+        let text = format!("<{form}>");
+        assert_eq!(store.redact_str(&text), "<[secret:tok]>", "form {form}");
+        assert_eq!(store.values_in(text.as_bytes()), ["tok"], "form {form}");
+    }
+    assert!(store.values_in(b"a&b<c>d+e'f").is_empty());
+}
+
+#[test]
+fn redact_json_covers_strings_keys_and_numbers() {
+    let store = store(&[("pin", "12345678"), ("tok", "tok-value")]);
+    let value = serde_json::json!({
+        "tok-value": ["x tok-value y", 12345678, 7, {"n": "dG9rLXZhbHVl"}],
+    });
+    assert_eq!(
+        store.redact_json(value),
+        serde_json::json!({
+            "[secret:tok]": ["x [secret:tok] y", "[secret:pin]", 7, {"n": "[secret:tok]"}],
+        })
+    );
+}
+
+#[test]
+fn scrub_masks_handles_and_values() {
+    let bindings = Bindings::new(store(&[("a", "value-aaaa"), ("b", "value-bbbb")]));
+    let a = handle_of(&bindings, "a");
+    assert_eq!(
+        bindings.scrub(&format!("{a} value-bbbb dmFsdWUtYmJiYg==")),
+        "[secret:a] [secret:b] [secret:b]"
+    );
+    assert_eq!(
+        bindings.scrub_json(serde_json::json!({ "k": a, "v": "value%2Dbbbb" })),
+        serde_json::json!({ "k": "[secret:a]", "v": "[secret:b]" })
+    );
+}
+
+#[test]
+fn reveal_refuses_a_handle_at_an_unfinished_escape() {
+    let bindings = Bindings::new(store(&[("t", "2d41-token")]));
+    let h = handle_of(&bindings, "t");
+    for before in [
+        "%", "%2", "\\", "x\\\\\\", "\\u", "\\u0", "\\u00", "\\u004", "\\x", "\\x4", "\\U0000",
+        "\\0", "\\u{", "&#", "&#1", "&#x", "&#X4",
+    ] {
+        for encoding in [Encoding::Raw, Encoding::UrlComponent, Encoding::JsonString] {
+            let text = format!("q={before}{h}");
+            let err = bindings.reveal(text.as_bytes(), encoding).expect_err(&text);
+            assert_eq!(
+                err,
+                RevealError::EscapeBefore { name: "t".into() },
+                "{text}"
+            );
+            assert!(!err.to_string().contains("2d41"), "{err}");
+        }
+    }
+    // Finished escapes and escaped backslashes are ordinary text.
+    for before in [
+        "%25", "%2F", "\\\\", "\\u0041", "\\n", "&#65;", "&amp;", "%zz", "x",
+    ] {
+        let text = format!("{before}{h}");
+        let revealed = bindings
+            .reveal(text.as_bytes(), Encoding::Raw)
+            .expect(&text);
+        assert_eq!(&revealed[..], format!("{before}2d41-token").as_bytes());
+    }
+}
+
+#[test]
+fn reveal_refuses_a_value_ending_in_an_escape_when_text_follows() {
+    let bindings = Bindings::new(store(&[("t", "token-ends-%4")]));
+    let h = handle_of(&bindings, "t");
+    let err = bindings
+        .reveal(format!("{h}1").as_bytes(), Encoding::Raw)
+        .expect_err("joined");
+    assert_eq!(err, RevealError::EscapeAfter { name: "t".into() });
+    // At the end of the text, or percent-encoded in a URL, nothing can join it.
+    assert!(bindings.reveal(h.as_bytes(), Encoding::Raw).is_ok());
+    let url = bindings
+        .reveal(format!("{h}1").as_bytes(), Encoding::UrlComponent)
+        .expect("encoded");
+    assert_eq!(&url[..], b"token-ends-%2541");
+}
+
+#[test]
+fn long_values_compile_and_match() {
+    let value: String = (0..4096)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let store = store(&[("key", &value)]);
+    let text = format!("x{}y", value.replace('a', "%61"));
+    assert_eq!(store.redact_str(&text), "x[secret:key]y");
 }

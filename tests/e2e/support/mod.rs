@@ -1,5 +1,6 @@
 //! Running the real `airlock` binary in a scratch directory.
 
+pub mod canary;
 pub mod receiver;
 pub mod server;
 
@@ -93,17 +94,24 @@ impl Scene {
         self.airlock(&args)
     }
 
-    /// Asserts none of `forms` (a secret and its encodings) appears in the run's stdout or
-    /// stderr, or in any file under the state dir (audit log, run store, cache).
+    /// The canary sweep (`assert_no_leak`) for each of `forms` (a secret, or a form of it).
     pub fn assert_nowhere(&self, out: &Run, forms: &[&str]) {
-        let state = String::from_utf8_lossy(&self.state_bytes()).into_owned();
         for form in forms {
-            for (place, text) in [
-                ("stdout", out.stdout()),
-                ("stderr", out.stderr()),
-                ("the state dir", state.clone()),
-            ] {
-                assert!(!text.contains(form), "{form:?} leaked into {place}");
+            self.assert_no_leak(out, form);
+        }
+    }
+
+    /// The canary sweep: `value` appears in none of the encodings of `canary::leak_forms` in the
+    /// run's stdout or stderr or in any file under the state dir (audit log, run store, cache).
+    pub fn assert_no_leak(&self, out: &Run, value: &str) {
+        let state = String::from_utf8_lossy(&self.state_bytes()).into_owned();
+        for (place, text) in [
+            ("stdout", out.stdout()),
+            ("stderr", out.stderr()),
+            ("the state dir", state),
+        ] {
+            if let Some(form) = canary::find_leak(&text, value) {
+                panic!("the secret leaked into {place} as {form:?}");
             }
         }
     }
@@ -164,6 +172,23 @@ impl Run {
         );
         self
     }
+}
+
+/// A workflow `identifier`: a SELF_SERVE_TRIGGER `start` followed by `nodes`, each connected
+/// to the next.
+pub fn chain_workflow(identifier: &str, nodes: Vec<serde_json::Value>) -> String {
+    let mut all =
+        vec![serde_json::json!({"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}})];
+    all.extend(nodes);
+    let connections: Vec<serde_json::Value> = all
+        .windows(2)
+        .map(|pair| {
+            let (from, to) = (&pair[0]["identifier"], &pair[1]["identifier"]);
+            serde_json::json!({"sourceIdentifier": from, "targetIdentifier": to})
+        })
+        .collect();
+    serde_json::json!({"identifier": identifier, "nodes": all, "connections": connections})
+        .to_string()
 }
 
 /// The node run of `node` in a `--json` run.
