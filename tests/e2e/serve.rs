@@ -142,7 +142,9 @@ fn workflows_are_validated_versioned_and_bad_bodies_change_nothing() {
     let answer = server.admin("PUT", "/v1/workflows/deploy", Some(&renamed.to_string()));
     assert_eq!(answer.status, 422, "{answer:?}");
     assert_eq!(answer.body["details"][0]["path"], "$.identifier");
-    let answer = server.admin("PUT", "/v1/workflows/missing", Some(&good.to_string()));
+    let mut absent = good.clone();
+    absent["identifier"] = json!("missing");
+    let answer = server.admin("PUT", "/v1/workflows/missing", Some(&absent.to_string()));
     assert_eq!(answer.status, 404, "{answer:?}");
 
     let current = server.admin("GET", "/v1/workflows/deploy", None);
