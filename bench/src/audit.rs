@@ -30,6 +30,8 @@ fn record() -> AuditRecord {
         component: format!("sha256:{}", "0".repeat(64)),
         method: "POST".into(),
         url: "http://127.0.0.1:40000/echo".into(),
+        normalized_url: Some("http://127.0.0.1:40000/echo".into()),
+        host: Some("127.0.0.1".into()),
         resolved_ip: Some("127.0.0.1".into()),
         decision: Decision::Allow,
         rule: Some("allow[0] http://127.0.0.1:40000".into()),

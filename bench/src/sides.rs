@@ -6,7 +6,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use airlock::egress::Policy;
+use airlock::config::PolicyFile;
 use airlock::engine::{Runtime, StateDir};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
@@ -59,7 +59,7 @@ pub fn policy_text(port: u16) -> String {
 }
 
 fn runtime_in(state: &Path, port: u16) -> anyhow::Result<Runtime> {
-    let policy = Policy::from_toml(&policy_text(port))?;
+    let policy = PolicyFile::parse(&policy_text(port), "policy")?;
     Ok(Runtime::open(
         &StateDir::new(state),
         policy,

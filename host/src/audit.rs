@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use table::format_table;
+pub use table::{escape_invisible, format_table};
 pub use verify::verify;
 
 use file::{FileLock, Head, Tail};
@@ -36,8 +36,16 @@ pub struct AuditRecord {
     /// "sha256:<hex>" of the node's component.
     pub component: String,
     pub method: String,
-    /// Secrets masked as `[secret:NAME]`.
+    /// As the node wrote it, secrets masked as `[secret:NAME]`.
     pub url: String,
+    /// What the URL reaches once parsed (`http://0x7f.1/` is `http://127.0.0.1/`), masked too;
+    /// `None` when it does not parse.
+    #[serde(default)]
+    pub normalized_url: Option<String>,
+    /// The host it reaches; for a URL that does not parse, the host as written, with invisible
+    /// characters escaped.
+    #[serde(default)]
+    pub host: Option<String>,
     pub resolved_ip: Option<String>,
     pub decision: Decision,
     /// The rule or check that decided.
@@ -138,6 +146,37 @@ struct Writer {
 struct Pending {
     record: AuditRecord,
     written: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The most bytes a text field of a record keeps: a node cannot grow the log by a megabyte per
+/// request with a huge URL or error.
+pub const MAX_FIELD_BYTES: usize = 2048;
+
+impl AuditRecord {
+    /// Cuts every text field the node controls to [`MAX_FIELD_BYTES`], saying so in the field.
+    fn clip(&mut self) {
+        let texts = [
+            Some(&mut self.method),
+            Some(&mut self.url),
+            self.normalized_url.as_mut(),
+            self.host.as_mut(),
+            self.rule.as_mut(),
+            self.error.as_mut(),
+        ];
+        for text in texts.into_iter().flatten() {
+            if text.len() > MAX_FIELD_BYTES {
+                let mut end = MAX_FIELD_BYTES;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                *text = format!(
+                    "{}… [cut: {} bytes exceed the audit field limit of {MAX_FIELD_BYTES} bytes]",
+                    &text[..end],
+                    text.len()
+                );
+            }
+        }
+    }
 }
 
 /// The most records one batch writes and syncs together.
@@ -279,6 +318,7 @@ impl Writer {
         let mut next_seq = tail.next_seq;
         let mut last_hash = tail.last_hash.clone();
         for mut record in records {
+            record.clip();
             record.seq = next_seq;
             record.prev = last_hash;
             // serde_json's errors convert to io::Error; none is expected for this plain struct.

@@ -5,10 +5,12 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod config;
 pub mod egress;
 pub mod engine;
 pub mod sandbox;
 pub mod secrets;
 pub mod store;
 pub mod template;
+pub mod time;
 pub mod workflow;

@@ -45,18 +45,29 @@ pub enum SecretsError {
 /// Why a handle could not be swapped for its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RevealError {
-    /// `%2{{handle}}`, `\{{handle}}`, `\u00{{handle}}`, `&#x{{handle}}`: a receiver that decodes
-    /// the text would read the value's first characters as part of the escape, and an echo of
-    /// what it decoded would no longer be recognisable as the value.
+    /// `%2{{handle}}`, `%25{{handle}}`, `\\{{handle}}`, `&#x00{{handle}}`: a receiver that decodes
+    /// the text (once or twice, as URL, JSON, HTML, …) would read the value's first characters as
+    /// part of what precedes them, and an echo of the result would no longer look like the
+    /// value. Only characters no encoding continues are allowed before a handle.
     #[error(
-        "secret {name}: its handle directly follows an unfinished escape sequence (such as `%2`, `\\`, `\\u00` or `&#x`), which would join the start of its value to it"
+        "secret {name}: its handle must follow the start of the text, white space or one of {SAFE_BEFORE_HANDLE_SHOWN}; after any other character (such as the `2` of `%2`, a `\\` or the `x` of `&#x`) a receiver that decodes the text could read the start of the value as part of it"
     )]
-    EscapeBefore { name: String },
+    JoinedBefore { name: String },
     /// The value itself ends in an unfinished escape and the node put text right after it.
     #[error(
         "secret {name}: its value ends in an unfinished escape sequence and text follows its handle, which would join to it"
     )]
-    EscapeAfter { name: String },
+    JoinedAfter { name: String },
+}
+
+/// What may directly precede a handle (besides the start of the text and white space).
+const SAFE_BEFORE_HANDLE: &[u8] = b"=:/,;\"'()[]{}?-_.+@<>|!*";
+const SAFE_BEFORE_HANDLE_SHOWN: &str = "= : / , ; \" ' ( ) [ ] { } ? - _ . + @ < > | ! *";
+
+/// Whether a value placed after `text` starts afresh: nothing before it can take it in.
+fn separated(text: &[u8]) -> bool {
+    text.last()
+        .is_none_or(|&b| b.is_ascii_whitespace() || SAFE_BEFORE_HANDLE.contains(&b))
 }
 
 /// How a secret's value is written where its handle sits.
@@ -349,9 +360,9 @@ impl Bindings {
     }
 
     /// Handles -> values. `encoding` says how to encode the value where the handle sits.
-    /// Handles not bound here are left as they are. A handle at an unfinished escape sequence is
-    /// refused (`RevealError`) whether or not its value would complete it: answering by the
-    /// value's first character would tell the node something about it.
+    /// Handles not bound here are left as they are. A handle that does not follow a separator is
+    /// refused (`RevealError`) whatever its value: answering by the value's first character
+    /// would tell the node something about it.
     pub fn reveal(
         &self,
         text: &[u8],
@@ -368,9 +379,10 @@ impl Bindings {
         for (pos, index) in found {
             out.extend_from_slice(&text[at..pos]);
             let name = || self.name(&self.bound[index]).to_owned();
-            if ends_in_unfinished_escape(&out) {
-                return Err(RevealError::EscapeBefore { name: name() });
+            if !separated(&out) {
+                return Err(RevealError::JoinedBefore { name: name() });
             }
+            let value_start = out.len();
             let value = self.value(index);
             match encoding {
                 Encoding::Raw => out.extend_from_slice(value.as_bytes()),
@@ -378,8 +390,8 @@ impl Bindings {
                 Encoding::JsonString => json_escape_into(value, &mut out),
             }
             at = pos + HANDLE_LEN;
-            if at < text.len() && ends_in_unfinished_escape(&out) {
-                return Err(RevealError::EscapeAfter { name: name() });
+            if at < text.len() && ends_in_unfinished_escape(&out[value_start..]) {
+                return Err(RevealError::JoinedAfter { name: name() });
             }
         }
         out.extend_from_slice(&text[at..]);

@@ -6,6 +6,7 @@
 //! one template keeps its result's JSON type; text around templates makes a string. Port's
 //! Go-template form `date "2006-01-02"` is accepted and rewritten to jq's `strftime`.
 
+mod field;
 mod golayout;
 mod jq;
 mod refs;
@@ -301,6 +302,19 @@ impl Expr {
             path: path.to_owned(),
             expr: Compiled::new(expr, code, path)?,
         })
+    }
+
+    /// Compiles a variable or outlet value: bare jq, a `{{ }}` template, text around templates
+    /// (a string, as a template would render it), or a JSON literal (which evaluates to itself).
+    pub fn compile_field(value: &Value, path: &str) -> Result<Expr, TemplateError> {
+        match value {
+            Value::String(text) => {
+                let interpolated =
+                    field::interpolation(text).map_err(|message| error(path, text, message))?;
+                Expr::compile(interpolated.as_deref().unwrap_or(text), path)
+            }
+            other => Expr::compile(&other.to_string(), path),
+        }
     }
 
     /// First output of the expression (null if none).

@@ -660,15 +660,16 @@ fn a_slow_server_cannot_hold_a_node_run_past_its_wall_time() {
     // The gate's per-request timeout is not configurable from outside yet; the node run's
     // wall-time limit (policy `[limits]`) bounds a server that never answers in time.
     let receiver = Receiver::with_routes(|_| {
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(10));
         Reply::json(200, json!({"late": true}))
     });
     let policy = format!("{}\n[limits]\nwall_time_ms = 500\n", allow(&receiver.url()));
     let scene = Scene::new();
     let started = std::time::Instant::now();
     let out = run(&scene, &get(&receiver.url()), Some(&policy), &[]);
+    // Well under the server's 10 s; the rest is room for compiling the node on a busy machine.
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
+        started.elapsed() < Duration::from_secs(6),
         "{:?}",
         started.elapsed()
     );
@@ -678,4 +679,61 @@ fn a_slow_server_cannot_hold_a_node_run_past_its_wall_time() {
         error.contains("wall-time limit of 500 ms exceeded"),
         "{error}"
     );
+    // The request it left in flight was cut short with it, and still audited, once.
+    let audit = scene.audit_records();
+    assert_eq!(audit.len(), 1, "{audit:#?}");
+    assert_eq!(audit[0]["decision"], "allow");
+    assert_eq!(
+        audit[0]["error"],
+        "cancelled: the node run ended before the request finished"
+    );
+}
+
+#[test]
+fn the_audit_keeps_what_an_obfuscated_url_reached() {
+    let receiver = Receiver::start();
+    let scene = Scene::new();
+    let port = receiver.addr.port();
+    let written = format!("http://0x7f.\t%30%2E1:{port}/probe");
+    let out = run(&scene, &get(&written), Some(&allow(&receiver.url())), &[]);
+    out.expect_code(0);
+    assert_eq!(receiver.requests().len(), 1);
+    let audit = scene.audit_records();
+    assert_eq!(audit.len(), 1, "{audit:#?}");
+    let r = &audit[0];
+    assert_eq!(r["decision"], "allow", "{r:#}");
+    assert_eq!(r["url"], written.as_str(), "the node's text is kept");
+    assert_eq!(r["normalizedUrl"], format!("http://127.0.0.1:{port}/probe"));
+    assert_eq!(r["host"], "127.0.0.1");
+}
+
+#[test]
+fn a_denied_url_with_control_characters_still_names_its_host() {
+    let scene = Scene::new();
+    // From an input: a URL in the workflow file itself is checked when the file is loaded.
+    let workflow = hook_workflow(json!({"url": "{{ .outputs.trigger.u }}", "method": "GET"}));
+    let input = json!({"u": "http://evil\u{7}host.example\u{202e}/x"});
+    let out = run_with_input(&scene, &workflow, "", input);
+    assert_invalid(&scene, &out, "invalid URL");
+    let r = &scene.audit_records()[0];
+    assert_eq!(r["normalizedUrl"], Value::Null, "{r:#}");
+    assert_eq!(r["host"], "evil\\u{7}host.example\\u{202e}", "{r:#}");
+}
+
+#[test]
+fn airlock_audit_escapes_control_bidi_and_separator_characters() {
+    let receiver = Receiver::start();
+    let scene = Scene::new();
+    let url = format!("{}/in\u{202e}voice\u{2028}txt.exe\u{7}", receiver.url());
+    let out = run(&scene, &get(&url), Some(&allow(&receiver.url())), &[]);
+    out.expect_code(0);
+    let table = scene.airlock(&["audit"]);
+    table.expect_code(0);
+    let text = table.stdout();
+    assert!(
+        !text.contains(['\u{202e}', '\u{2028}', '\u{2029}', '\u{7}']),
+        "{text:?}"
+    );
+    assert!(text.contains("/in\\u{202e}voice\\u{2028}txt"), "{text}");
+    assert_eq!(text.lines().count(), 2, "{text}");
 }

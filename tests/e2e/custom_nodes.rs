@@ -320,7 +320,8 @@ fn a_dynamic_secret_reference_outside_the_manifest_fails_the_node_run() {
     assert_eq!(sneaky["result"], "FAILED");
     let error = sneaky["error"].as_str().unwrap();
     assert!(
-        error.contains("secret \"github-token\" is not in the [secrets] allow list"),
+        error.contains("uses secret \"github-token\", which")
+            && error.contains("node.toml does not allow (its [secrets] allow:"),
         "{error}"
     );
     assert!(sneaky["output"].is_null(), "{sneaky}");
@@ -336,7 +337,7 @@ fn bad_manifests_are_refused_naming_file_and_key() {
         ]),
     );
     let cases: [(&str, &str, &str); 4] = [
-        ("colour = \"red\"\n", "`colour`", "unknown key"),
+        ("colour = \"red\"\n", "`colour`", "unknown field"),
         (
             "[egress]\nallow = [\"ftp://x.com\"]\n",
             "`egress.allow[0]`",
@@ -346,7 +347,7 @@ fn bad_manifests_are_refused_naming_file_and_key() {
         (
             "[secrets]\nallow = \"one\"\n",
             "`secrets.allow`",
-            "expected a list",
+            "expected a sequence",
         ),
     ];
     for (i, (extra, key, reason)) in cases.into_iter().enumerate() {

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::egress::Policy;
+use airlock::config::PolicyFile;
 use airlock::engine::{Runtime, StateDir, WorkflowRun, load_dirs};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use serde_json::{Value, json};
 
-use crate::support::{Receiver, Scene, node_run};
+use crate::support::{Receiver, Run, Scene, node_run};
 
 /// A node directory serving `HOSTILE` (and, for the normal runs, `ECHO`).
 fn node_dirs(scene: &Scene, hostile_manifest_extra: &str) -> Vec<PathBuf> {
@@ -198,6 +198,97 @@ fn ten_thousand_requests_stop_at_the_request_cap() {
     scene.airlock(&["audit", "verify"]).expect_code(0);
 }
 
+/// `airlock run` of `nodes` (after the trigger) under `policy`, exit code unchecked.
+fn run_chain(scene: &Scene, nodes: Vec<Value>, policy: &str, manifest_extra: &str) -> Run {
+    let dirs = node_dirs(scene, manifest_extra);
+    let wf = scene.write("wf.json", &workflow(nodes));
+    let policy = scene.write("airlock.toml", policy);
+    let mut args = vec![
+        "run",
+        wf.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    for dir in &dirs {
+        args.extend(["--nodes", dir.to_str().unwrap()]);
+    }
+    args.push("--json");
+    scene.airlock(&args)
+}
+
+#[test]
+fn a_hundred_one_megabyte_urls_are_refused_without_filling_the_audit_log() {
+    let scene = Scene::new();
+    let receiver = Receiver::start();
+    let policy = format!("[egress]\nallow = [\"{}\"]\n", receiver.url());
+    let url = format!("{}/x", receiver.url());
+    let node = hostile(
+        "long-urls",
+        json!({"url": url, "count": 100, "bytes": 1 << 20}),
+    );
+    let out = run_chain(&scene, vec![node], &policy, &policy);
+    out.expect_code(0);
+    let run = out.json();
+    let url_bytes = url.len() + 3 + (1 << 20);
+    let limit = format!("URL of {url_bytes} bytes exceeds the URL length limit of 8192 bytes");
+    let first_error = node_run(&run, "bad")["output"]["firstError"].to_string();
+    assert!(first_error.contains(&limit), "{first_error}");
+    assert!(receiver.requests().is_empty());
+
+    let audit = scene.audit_records();
+    assert_eq!(audit.len(), 100);
+    for r in &audit {
+        assert_eq!(r["decision"], "deny");
+        assert!(
+            r["error"].as_str().unwrap().contains(&limit),
+            "{}",
+            r["error"]
+        );
+        let recorded = r["url"].as_str().unwrap();
+        assert!(recorded.starts_with(&url), "{}", &recorded[..80]);
+        assert!(
+            recorded.ends_with("exceed the audit field limit of 2048 bytes]"),
+            "{}",
+            &recorded[recorded.len() - 80..]
+        );
+        assert_eq!(r["host"], "127.0.0.1");
+    }
+    let log = std::fs::metadata(scene.state_dir().join("audit.jsonl"))
+        .unwrap()
+        .len();
+    assert!(
+        log < 1 << 20,
+        "100 refused 1 MB URLs took {log} bytes of audit log"
+    );
+    scene.airlock(&["audit", "verify"]).expect_code(0);
+}
+
+#[test]
+fn a_huge_error_is_capped_before_it_is_stored_or_handed_on() {
+    let scene = Scene::new();
+    let mut bad = hostile("huge-error", json!({"bytes": 6 << 20}));
+    bad["config"]["onFailure"] = json!("continue");
+    let next = json!({"identifier": "next",
+                      "config": {"type": "ECHO", "got": "{{ .outputs.bad.error.message }}"}});
+    let out = run_chain(&scene, vec![bad, next], "", "");
+    let run = out.json();
+    let error = error_of(node_run(&run, "bad")).to_string();
+    assert!(
+        error.starts_with(
+            "error message of 6291456 bytes exceeds the error limit of 65536 bytes; it began: eee"
+        ),
+        "{}",
+        &error[..error.len().min(200)]
+    );
+    assert!(error.len() < 1024, "{}", error.len());
+    let handed_on = &node_run(&run, "next")["output"]["config"]["got"];
+    assert_eq!(handed_on, &json!(error));
+    let store = std::fs::metadata(scene.state_dir().join("runs.db"))
+        .unwrap()
+        .len();
+    assert!(store < 1 << 20, "the run store holds {store} bytes");
+}
+
 #[test]
 fn a_node_waiting_forever_is_stopped_at_its_wall_time() {
     let scene = Scene::new();
@@ -263,11 +354,11 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
     let wf = scene.write("wf.json", &workflow(Vec::new()));
     for (policy, key, reason) in [
         (
-            "[limits]\nmemory = \"64 MB\"\n",
+            "[limits]\nmemory = \"64 XB\"\n",
             "limits.memory",
-            "unknown unit \"MB\"",
+            "is not a size such as",
         ),
-        ("[limits]\ncpu = 5\n", "limits.cpu", "unknown limit"),
+        ("[limits]\ncpu = 5\n", "limits.cpu", "unknown field `cpu`"),
         (
             "[limits.nodes.x]\nrequests = -1\n",
             "limits.nodes.x.requests",
@@ -291,14 +382,11 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
 
 /// Library level: one Runtime, as `airlock serve` would hold, for concurrent runs.
 fn lib_runtime(scene: &Scene, policy: &str, manifest_extra: &str) -> Runtime {
-    let policy = Policy::from_toml(policy).unwrap();
+    let policy = PolicyFile::parse(policy, "policy").unwrap();
     let state = StateDir::new(scene.dir.path());
     let mut runtime = Runtime::open(&state, policy, SecretStore::empty()).unwrap();
     let manifests = load_dirs(&node_dirs(scene, manifest_extra)).unwrap();
-    runtime
-        .nodes
-        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
-        .unwrap();
+    runtime.add_custom_nodes(manifests).unwrap();
     runtime
 }
 

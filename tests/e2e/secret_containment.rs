@@ -244,7 +244,7 @@ fn split_case(prefix: &str, place: &str) -> (Scene, Run, Receiver) {
 }
 
 #[test]
-fn a_handle_after_an_unfinished_escape_is_refused_and_nothing_is_sent() {
+fn a_handle_after_an_escape_or_a_word_character_is_refused_and_nothing_is_sent() {
     let cases = [
         ("%2", "url"),
         ("%", "url"),
@@ -255,6 +255,10 @@ fn a_handle_after_an_unfinished_escape_is_refused_and_nothing_is_sent() {
         ("&#x", "body"),
         ("\\", "header"),
         ("%2", "header"),
+        // Finished escapes are refused too: a receiver may decode twice (%25 + 41 -> %41 -> A).
+        ("%25", "url"),
+        ("\\\\", "body"),
+        ("&#x0000000000000000000000000000000000", "body"),
     ];
     for (prefix, place) in cases {
         let (scene, out, server) = split_case(prefix, place);
@@ -265,7 +269,7 @@ fn a_handle_after_an_unfinished_escape_is_refused_and_nothing_is_sent() {
             .unwrap_or_default()
             .to_string();
         assert!(
-            error.contains("secret api-token: its handle directly follows an unfinished escape"),
+            error.contains("secret api-token: its handle must follow the start of the text"),
             "{prefix} in {place}: {error}"
         );
         assert_eq!(server.connections(), 0, "{prefix} in {place}: sent");
@@ -277,8 +281,13 @@ fn a_handle_after_an_unfinished_escape_is_refused_and_nothing_is_sent() {
 }
 
 #[test]
-fn a_handle_after_finished_escapes_is_sent() {
-    for (prefix, place) in [("%25", "url"), ("%2F", "body"), ("\\\\", "body")] {
+fn a_handle_after_a_separator_is_sent() {
+    for (prefix, place) in [
+        ("", "url"),
+        ("", "body"),
+        ("", "header"),
+        ("Bearer ", "header"),
+    ] {
         let (scene, out, server) = split_case(prefix, place);
         out.expect_code(0);
         assert_eq!(server.requests().len(), 1, "{prefix} in {place}");

@@ -336,3 +336,249 @@ fn waiting_on_a_slow_server_is_not_cpu_time() {
         assert_eq!(node_result["result"], "SUCCESS", "{node_result:#}");
     }
 }
+
+#[test]
+fn a_spin_while_a_request_is_pending_is_stopped_at_the_cpu_limit() {
+    let receiver = Receiver::with_routes(|r| {
+        if r.path == "/slow" {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+        }
+        Reply::json(200, json!({"ok": true}))
+    });
+    let scene = Scene::new();
+    let nodes = client_nodes(&scene, &receiver.url());
+    let wf = workflow(
+        json!({"url": format!("{}/hook", receiver.url()), "method": "GET"}),
+        json!({"url": format!("{}/slow", receiver.url()), "method": "POST", "body": "x",
+               "mode": "spin-while-pending"}),
+    );
+    let policy = format!("{}\n[limits]\ncpu_time_ms = 500\n", allow(&receiver));
+    let out = run(&scene, &wf, &nodes, Some(&policy), &[]);
+    out.expect_code(1);
+    let run = out.json();
+    let client = node_run(&run, "client");
+    assert_eq!(
+        client["error"], "CPU time limit of 500 ms exceeded",
+        "{client:#}"
+    );
+    // Stopped at its CPU limit, not when the server answers after 20 s. Generous margin: a
+    // loaded machine may deschedule the process, which stretches wall time, not CPU time.
+    let took = client["durationMs"].as_u64().unwrap();
+    assert!(took < 12_000, "the spinning node ran {took} ms");
+
+    // The POST it left pending was cut short with the node run, and recorded once.
+    let audit = scene.audit_records();
+    let r = record(&audit, "client");
+    assert_eq!(r["method"], "POST");
+    assert_eq!(
+        r["error"], "cancelled: the node run ended before the request finished",
+        "{r:#}"
+    );
+}
+
+/// The policy allowing `receiver`, with `memory = "16 MiB"`.
+fn small_memory(receiver: &Receiver) -> String {
+    format!(
+        "{}\n[limits]\nmemory = \"16 MiB\"\nwall_time_ms = 30000\n",
+        allow(receiver)
+    )
+}
+
+/// Runs `client` with a warm compile cache and returns the run and how much more resident
+/// memory (bytes) the process peaked at than a run of a well-behaved client.
+fn extra_rss(scene: &Scene, receiver: &Receiver, nodes: &Path, client: Value) -> (Run, u64) {
+    let policy = scene.write("airlock.toml", &small_memory(receiver));
+    let hook = json!({"url": format!("{}/hook", receiver.url()), "method": "GET"});
+    let quiet = workflow(
+        hook.clone(),
+        json!({"url": format!("{}/quiet", receiver.url()), "method": "GET", "holdMs": 0}),
+    );
+    let measure = |wf: &str| {
+        let wf = scene.write("wf.json", wf);
+        scene.airlock_peak_rss(&[
+            "run",
+            wf.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--nodes",
+            nodes.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    // The first run compiles the components, which takes memory of its own.
+    measure(&quiet).0.expect_code(0);
+    let (quiet_run, baseline) = measure(&quiet);
+    quiet_run.expect_code(0);
+    let (out, peak) = measure(&workflow(hook, client));
+    (out, peak.saturating_sub(baseline))
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn unfinished_request_bodies_stay_within_the_node_memory_limit() {
+    let receiver = Receiver::start();
+    let scene = Scene::new();
+    let nodes = client_nodes(&scene, &receiver.url());
+    let (out, extra) = extra_rss(
+        &scene,
+        &receiver,
+        &nodes,
+        json!({"url": format!("{}/upload", receiver.url()), "mode": "unfinished-bodies",
+               "count": 60, "bytes": 15 * MIB, "holdMs": 1500}),
+    );
+    out.expect_code(0);
+    // 60 bodies of 15 MiB would be 900 MiB; the node's 16 MiB limit bounds them all together.
+    assert!(
+        extra < 32 * MIB,
+        "the host grew {} MiB over a quiet run",
+        extra / MIB
+    );
+    let run = out.json();
+    let report = &node_run(&run, "client")["output"];
+    assert_eq!(report["refused"], 0, "{report}");
+    assert_eq!(report["cutShort"], 59, "{report}");
+    let received: Vec<String> = receiver.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(!received.contains(&"/upload".to_string()), "{received:?}");
+
+    // Every attempt is audited once, as a request that never left.
+    let audit = scene.audit_records();
+    let records: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["node"] == "client" && r["url"].as_str().unwrap().ends_with("/upload"))
+        .collect();
+    assert_eq!(records.len(), 60, "{records:#?}");
+    let over_budget = "request and response bodies buffered for this node run would exceed \
+                       its memory limit of 16777216 bytes";
+    let mut over = 0;
+    for r in &records {
+        assert_eq!(r["decision"], "deny", "{r:#}");
+        assert_eq!(r["status"], Value::Null, "{r:#}");
+        let error = r["error"].as_str().unwrap();
+        if error.contains(over_budget) {
+            over += 1;
+        } else {
+            // The one body still open when the node run ended.
+            assert!(
+                error.contains("cancelled") || error.contains("before its body was finished"),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(over, 59);
+}
+
+#[test]
+fn unread_responses_stay_within_the_node_memory_limit() {
+    let receiver = Receiver::with_routes(|r| Reply {
+        status: 200,
+        headers: Vec::new(),
+        body: if r.path == "/big" {
+            vec![b'y'; 5 << 20]
+        } else {
+            b"ok".to_vec()
+        },
+    });
+    let scene = Scene::new();
+    let nodes = client_nodes(&scene, &receiver.url());
+    let (out, extra) = extra_rss(
+        &scene,
+        &receiver,
+        &nodes,
+        json!({"url": format!("{}/big", receiver.url()), "mode": "unread-responses",
+               "count": 20, "holdMs": 1500}),
+    );
+    out.expect_code(0);
+    assert!(
+        extra < 32 * MIB,
+        "the host grew {} MiB over a quiet run",
+        extra / MIB
+    );
+    let run = out.json();
+    let report = &node_run(&run, "client")["output"];
+    // Three 5 MiB bodies fit in 16 MiB; each later one is refused as it arrives.
+    assert_eq!(report["kept"], 3, "{report}");
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 17, "{report}");
+    for error in failed {
+        assert!(
+            error
+                .as_str()
+                .unwrap()
+                .contains("memory limit of 16777216 bytes"),
+            "{error}"
+        );
+    }
+    let audit = scene.audit_records();
+    let records: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["node"] == "client" && r["url"].as_str().unwrap().ends_with("/big"))
+        .collect();
+    assert_eq!(records.len(), 20, "{records:#?}");
+    let errors = records.iter().filter(|r| !r["error"].is_null()).count();
+    assert_eq!(errors, 17, "{records:#?}");
+}
+
+#[test]
+fn every_refused_or_failed_attempt_leaves_exactly_one_record() {
+    let receiver = Receiver::start();
+    let scene = Scene::new();
+    let nodes = client_nodes(&scene, &receiver.url());
+    let base = receiver.url();
+    let many_headers: serde_json::Map<String, Value> =
+        (0..101).map(|i| (format!("x-{i}"), json!("v"))).collect();
+    let cases = [
+        (
+            "non-ascii",
+            json!({"url": format!("{base}/a"), "headers": {"x-name": "café"}}),
+            "header x-name has a value that is not ASCII",
+        ),
+        (
+            "long-url",
+            json!({"url": format!("{base}/{}", "u".repeat(10_000))}),
+            "exceeds the URL length limit of 8192 bytes",
+        ),
+        (
+            "many-headers",
+            json!({"url": format!("{base}/b"), "headers": many_headers}),
+            "101 headers exceed the header count limit of 100",
+        ),
+        ("denied", json!({"url": "http://127.0.0.2:9/"}), "denied"),
+        (
+            // Refused by wasmtime's own check in `handle`: a length without a body.
+            "no-body",
+            json!({"url": format!("{base}/c"), "method": "POST", "skipBody": true,
+                   "headers": {"content-length": "5"}}),
+            "HttpRequestBodySize",
+        ),
+    ];
+    let mut all = vec![json!({"identifier": "start", "config": {"type": "SELF_SERVE_TRIGGER"}})];
+    for (name, config, _) in &cases {
+        let mut config = config.clone();
+        config["type"] = json!("HTTP_CLIENT");
+        config["onFailure"] = json!("continue");
+        all.push(json!({"identifier": name, "config": config}));
+    }
+    let connections: Vec<Value> = all
+        .windows(2)
+        .map(|w| json!({"sourceIdentifier": w[0]["identifier"], "targetIdentifier": w[1]["identifier"]}))
+        .collect();
+    let wf =
+        json!({"identifier": "attempts", "nodes": all, "connections": connections}).to_string();
+    let out = run(&scene, &wf, &nodes, Some(&allow(&receiver)), &[]);
+    let run = out.json();
+    assert_eq!(receiver.connections(), 0, "nothing was sent");
+    let audit = scene.audit_records();
+    assert_eq!(audit.len(), cases.len(), "{audit:#?}");
+    for (name, _, why) in &cases {
+        let error = node_run(&run, name)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains(why), "{name}: {error}");
+        let r = record(&audit, name);
+        assert_eq!(r["decision"], "deny", "{r:#}");
+        let recorded = format!("{} {}", r["error"], r["rule"]);
+        assert!(recorded.contains(why), "{name}: {recorded}");
+    }
+}

@@ -65,14 +65,32 @@ fn cells(record: &AuditRecord) -> [String; 7] {
             .map_or_else(|| "-".to_owned(), |s| s.to_string()),
         outcome,
     ]
-    .map(|cell| printable(&cell))
+    // A newline would break the table's rows; a bidi override or separator would make a
+    // cell read as something it is not.
+    .map(|cell| escape_invisible(&cell))
 }
 
-/// Control characters (a newline in an error message) would break the table's rows.
-fn printable(cell: &str) -> String {
-    cell.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// `text` with every character that would not show as itself (control, format such as bidi
+/// overrides, line and paragraph separators) written as `\u{XXXX}`, and `\` as `\\`.
+pub fn escape_invisible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if is_invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters Rust's debug escaping would not print as themselves: control, format
+/// (`U+202E`, `U+200B`, `U+FEFF`...), separators other than space (`U+2028`, `U+2029`),
+/// unassigned and private-use, and combining marks that would attach to what precedes them.
+fn is_invisible(c: char) -> bool {
+    !matches!(c, ' ' | '"' | '\'') && c.escape_debug().next() == Some('\\')
 }
 
 /// `cell` cut to `width` characters (ending in '…' when cut) and padded to it.
@@ -83,5 +101,18 @@ fn fit(cell: &str, width: usize) -> String {
         format!("{cut}…")
     } else {
         format!("{cell}{}", " ".repeat(width - len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escape_invisible("a\u{2028}b\u{2029}c\u{200b}d\u{feff}e\ty\\ \"é\" 日本\u{202e}"),
+            "a\\u{2028}b\\u{2029}c\\u{200b}d\\u{feff}e\\u{9}y\\\\ \"é\" 日本\\u{202e}"
+        );
     }
 }

@@ -11,6 +11,8 @@ fn record(run: &str, node: &str, decision: Decision) -> AuditRecord {
         component: "sha256:abcd".into(),
         method: "GET".into(),
         url: "https://api.example.com/items?key=[secret:api-token]".into(),
+        normalized_url: Some("https://api.example.com/items?key=[secret:api-token]".into()),
+        host: Some("api.example.com".into()),
         resolved_ip: Some("93.184.216.34".into()),
         decision,
         rule: Some("default public".into()),
@@ -286,7 +288,7 @@ fn table_shows_one_aligned_row_per_record() {
         "{table}"
     );
     assert!(
-        lines[2].contains("error: connection refused retry"),
+        lines[2].contains("error: connection refused\\u{a}retry"),
         "{table}"
     );
     assert!(lines[2].contains('…'), "long URL is cut: {table}");
@@ -354,4 +356,50 @@ fn detached_appends_are_on_disk_once_the_log_is_dropped() {
     }
     drop(log);
     assert_eq!(verify(&path).unwrap(), 50);
+}
+
+#[test]
+fn table_escapes_bidi_and_separator_characters() {
+    let mut spoofed = record("r", "n\u{202e}txt.exe", Decision::Deny);
+    spoofed.url = "https://example.com/\u{2028}x\u{2029}".into();
+    let table = format_table(&[spoofed]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains("n\\u{202e}txt.exe"), "{table}");
+    assert!(table.contains("/\\u{2028}x\\u{2029}"), "{table}");
+    assert!(
+        !table.contains(['\u{202e}', '\u{2028}', '\u{2029}']),
+        "{table}"
+    );
+}
+
+#[test]
+fn huge_text_fields_are_cut_naming_the_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).expect("open");
+    let mut huge = record("r", "n", Decision::Deny);
+    huge.url = format!("https://example.com/{}", "é".repeat(1 << 20));
+    huge.error = Some("e".repeat(5 << 20));
+    log.append_blocking(huge).expect("append");
+    drop(log);
+    let size = std::fs::metadata(&path).expect("log").len();
+    assert!(size < 16 * 1024, "{size} bytes");
+    let stored = &read(&path, &AuditFilter::default()).expect("read")[0];
+    assert!(stored.url.starts_with("https://example.com/éé"));
+    assert!(
+        stored.url.ends_with(&format!(
+            "… [cut: {} bytes exceed the audit field limit of 2048 bytes]",
+            20 + (2 << 20)
+        )),
+        "{}",
+        stored.url
+    );
+    assert!(
+        stored
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("audit field limit")
+    );
+    assert_eq!(verify(&path).expect("verifies"), 1);
 }

@@ -10,12 +10,12 @@ pub(crate) async fn policy(args: PolicyArgs) -> Result<u8, Exit> {
         PolicyAction::Check { file } => {
             let policy = load_policy(Some(&file))?;
             println!("{}: valid policy", file.display());
-            print!("{}", policy.explain());
+            print!("{}", policy.egress.explain());
             Ok(0)
         }
         PolicyAction::Test { file, url } => {
             let policy = load_policy(Some(&file))?;
-            let verdict = check_url(&policy, &url).await;
+            let verdict = check_url(&policy.egress, &url).await;
             println!("{url}: {verdict}");
             Ok(if verdict.allowed { 0 } else { 1 })
         }

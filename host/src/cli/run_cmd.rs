@@ -7,10 +7,7 @@ use anyhow::{Context as _, anyhow};
 use super::args::{RunArgs, RunsArgs, ValidateArgs};
 use super::setup;
 use super::{Exit, failed, inputs, invalid, print};
-use crate::engine::StateDir;
-use crate::engine::{self, NodeManifest, NodeRegistry, WorkflowRun};
-use crate::sandbox::{NodeLimits, Sandbox};
-use crate::secrets::SecretStore;
+use crate::engine::{self, NodeManifest, StateDir, WorkflowRun};
 use crate::store::{RunFilter, SqliteStore, Store as _};
 use crate::workflow::{Node, Workflow};
 
@@ -41,19 +38,13 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
         inputs::check_user_inputs(&trigger.identifier, user_inputs, &mut payload)
             .map_err(invalid)?;
     }
-    require_secrets(
-        &workflow,
-        &secrets,
-        &args.target.workflow.display().to_string(),
-    )
-    .map_err(invalid)?;
+    // A secret that is not loaded would fail mid-run, after earlier nodes had sent requests.
+    let origin = args.target.workflow.display().to_string();
+    engine::check_defined(&workflow, |name| secrets.contains(name), &origin).map_err(invalid)?;
 
     let state = StateDir::new(&args.target.state_dir);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
-    runtime
-        .nodes
-        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
-        .map_err(invalid)?;
+    runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     let run = runtime.new_run(&workflow, None, trigger, payload);
     let run = runtime.run_recorded(&workflow, run, &store).await;
@@ -71,13 +62,14 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
     let manifests = engine::load_dirs(&args.target.nodes).map_err(invalid)?;
     let workflow = load_workflow(&args.target.workflow, &manifests)?;
     if !manifests.is_empty() {
-        // Loading is the check: a component that is not an action node is refused here.
-        let sandbox =
-            Sandbox::new(&StateDir::new(&args.target.state_dir).cache()).map_err(failed)?;
-        let mut nodes = NodeRegistry::with_builtins(&sandbox).map_err(failed)?;
-        nodes
-            .add_custom(&sandbox, manifests, &NodeLimits::default())
-            .map_err(invalid)?;
+        let state = StateDir::new(&args.target.state_dir);
+        engine::check_custom_nodes(&state, manifests).map_err(|err| {
+            if err.is_bad_custom_node() {
+                invalid(err)
+            } else {
+                failed(err)
+            }
+        })?;
     }
     println!(
         "{}: valid workflow \"{}\" ({} nodes, {} connections)",
@@ -87,7 +79,7 @@ pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {
         workflow.connections.len()
     );
     if let Some(policy) = policy {
-        print!("{}", policy.explain());
+        print!("{}", policy.egress.explain());
     }
     Ok(0)
 }
@@ -140,8 +132,7 @@ pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
 fn load_workflow(path: &Path, manifests: &[NodeManifest]) -> Result<Workflow, Exit> {
     let types: Vec<String> = manifests.iter().map(|m| m.node_type.clone()).collect();
     let workflow = Workflow::load(path, &types).map_err(invalid)?;
-    engine::check_secrets(manifests, &workflow, &path.display().to_string())
-        .map_err(|problems| invalid(anyhow!(problems)))?;
+    engine::check_manifests(manifests, &workflow, &path.display().to_string()).map_err(invalid)?;
     Ok(workflow)
 }
 
@@ -165,24 +156,5 @@ fn pick_trigger<'w>(workflow: &'w Workflow, wanted: Option<&str>) -> anyhow::Res
             "the workflow has several triggers ({}): pick one with --trigger",
             names()
         )),
-    }
-}
-
-/// A referenced secret that is not loaded would fail mid-run after earlier nodes had already
-/// sent requests; refuse up front instead.
-fn require_secrets(workflow: &Workflow, secrets: &SecretStore, origin: &str) -> anyhow::Result<()> {
-    let missing: Vec<String> = workflow
-        .referenced_secrets()
-        .into_iter()
-        .filter(|(_, name)| !secrets.contains(name))
-        .map(|(node, name)| {
-            let var = format!("AIRLOCK_SECRET_{}", name.to_uppercase().replace('-', "_"));
-            format!("{origin}: node \"{node}\" uses secret \"{name}\", which is not defined (pass --secrets FILE or set {var})")
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!(missing.join("\n")))
     }
 }

@@ -17,10 +17,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
     let state = StateDir::new(&args.state_dir);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
-    runtime
-        .nodes
-        .add_custom(&runtime.sandbox, manifests, runtime.limits.defaults())
-        .map_err(invalid)?;
+    runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     let (admin, source) =
         AdminToken::load(std::env::var("AIRLOCK_API_TOKEN").ok(), &state.0).map_err(failed)?;

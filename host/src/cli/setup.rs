@@ -2,25 +2,16 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use super::{Exit, failed, invalid};
-use crate::egress::Policy;
+use crate::config::PolicyFile;
 use crate::engine::{Runtime, StateDir};
-use crate::sandbox::PolicyLimits;
 use crate::secrets::SecretStore;
 
-pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy, Exit> {
+/// The policy file, every section checked; without one, the default policy.
+pub(crate) fn load_policy(path: Option<&Path>) -> Result<PolicyFile, Exit> {
     match path {
-        Some(path) => {
-            let policy = Policy::load(path).map_err(invalid)?;
-            // The engine reads [limits]; check it now so a bad value is invalid input.
-            PolicyLimits::from_table(policy.limits_table())
-                .with_context(|| format!("policy {}", path.display()))
-                .map_err(invalid)?;
-            Ok(policy)
-        }
-        None => Ok(Policy::default_public()),
+        Some(path) => PolicyFile::load(path).map_err(invalid),
+        None => Ok(PolicyFile::default()),
     }
 }
 
@@ -31,7 +22,7 @@ pub(crate) fn load_secrets(path: Option<&Path>) -> Result<SecretStore, Exit> {
 /// Builds the process-wide runtime: sandbox (compiles or loads the built-in nodes), gate, audit.
 pub(crate) fn runtime(
     state: &StateDir,
-    policy: Policy,
+    policy: PolicyFile,
     secrets: SecretStore,
 ) -> Result<Runtime, Exit> {
     Runtime::open(state, policy, secrets).map_err(failed)

@@ -1,8 +1,9 @@
 //! `airlock policy test FILE URL`: what the gate would decide for a URL, addresses included.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use super::connector::{Refusal, Vetted, vet_destination};
 use super::policy::Policy;
 
 /// The verdict for one URL: the URL decision, then the check of every resolved address.
@@ -26,40 +27,31 @@ impl fmt::Display for PolicyVerdict {
     }
 }
 
+/// What the connector would do with `url`: the same decision, lookup and address vetting.
 pub async fn check_url(policy: &Policy, url: &str) -> PolicyVerdict {
-    let refuse = |rule: String, addresses: Vec<IpAddr>| PolicyVerdict {
+    match url::Url::parse(url) {
+        Ok(url) => verdict(vet_destination(policy, &url).await),
+        Err(err) => refused(format!("invalid URL: {err}"), Vec::new()),
+    }
+}
+
+fn verdict(vetted: Result<Vetted, Refusal>) -> PolicyVerdict {
+    match vetted {
+        Ok(Vetted { decision, addrs }) => PolicyVerdict {
+            allowed: true,
+            rule: decision.rule,
+            addresses: addrs.iter().map(SocketAddr::ip).collect(),
+        },
+        Err(Refusal::Address { reason, addrs }) => refused(reason.to_string(), addrs),
+        Err(refusal) => refused(refusal.to_string(), Vec::new()),
+    }
+}
+
+fn refused(rule: String, addresses: Vec<IpAddr>) -> PolicyVerdict {
+    PolicyVerdict {
         allowed: false,
         rule,
         addresses,
-    };
-    let url = match url::Url::parse(url) {
-        Ok(url) => url,
-        Err(err) => return refuse(format!("invalid URL: {err}"), Vec::new()),
-    };
-    let decision = policy.decide(&url);
-    if !decision.allowed {
-        return refuse(decision.rule, Vec::new());
-    }
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return refuse("URL has no host".to_string(), Vec::new());
-    };
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<IpAddr> = match tokio::net::lookup_host((bare_host, port)).await {
-        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-        Err(err) => {
-            return refuse(
-                format!("{}, but cannot resolve {host}: {err}", decision.rule),
-                Vec::new(),
-            );
-        }
-    };
-    match policy.vet_addresses(url.scheme(), port, &addresses) {
-        Ok(()) => PolicyVerdict {
-            allowed: true,
-            rule: decision.rule,
-            addresses,
-        },
-        Err(reason) => refuse(reason, addresses),
     }
 }
 
@@ -93,5 +85,27 @@ mod tests {
         assert_eq!(verdict.to_string(), "deny: default deny");
         let bad = check_url(&deny, "not a url").await;
         assert!(bad.rule.starts_with("invalid URL"), "{bad}");
+    }
+
+    /// The connector refuses a name that resolves to no address; so does `policy test`.
+    #[test]
+    fn an_empty_dns_answer_is_refused_as_the_connector_refuses_it() {
+        let policy = Policy::default_public();
+        let url = url::Url::parse("https://empty.example/").expect("valid URL");
+        let decision = policy.decide(&url);
+        assert!(decision.allowed);
+        let vetted = super::super::connector::vet_resolved(&policy, &url, decision, Ok(vec![]));
+        assert_eq!(
+            vetted,
+            Err(Refusal::NoAddresses {
+                host: "empty.example".into()
+            })
+        );
+        let verdict = verdict(vetted);
+        assert!(!verdict.allowed);
+        assert_eq!(
+            verdict.to_string(),
+            "deny: empty.example resolved to no addresses"
+        );
     }
 }

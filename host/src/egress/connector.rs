@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::policy::Policy;
+use super::policy::{AddressRefusal, Decision, Policy};
 
 /// The address a connection was opened to; the client puts it in each response's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,26 +93,18 @@ impl VettedConnector {
         // on its own, whoever hands it a URI.
         let url = url::Url::parse(&format!("{scheme}://{host}:{port}/"))
             .map_err(|err| ConnectError::Failed(format!("invalid host: {err}")))?;
-        let decision = self.policy.decide(&url);
-        if !decision.allowed {
-            return Err(ConnectError::Denied(decision.rule));
-        }
-        // Resolve the name exactly as the policy saw it, so the two cannot disagree.
+        let Vetted { addrs, .. } =
+            vet_destination(&self.policy, &url)
+                .await
+                .map_err(|refusal| {
+                    if refusal.is_denial() {
+                        ConnectError::Denied(refusal.to_string())
+                    } else {
+                        ConnectError::Failed(refusal.to_string())
+                    }
+                })?;
         let host = url.host_str().unwrap_or(host);
         let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare_host, port))
-            .await
-            .map_err(|err| ConnectError::Failed(format!("cannot resolve {host}: {err}")))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(ConnectError::Failed(format!(
-                "{host} resolved to no addresses"
-            )));
-        }
-        let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-        self.policy
-            .vet_addresses(&scheme, port, &ips)
-            .map_err(ConnectError::Denied)?;
         let (tcp, peer) = connect_any(&addrs).await?;
         if !tls {
             return Ok(VettedStream {
@@ -131,6 +123,79 @@ impl VettedConnector {
             io: Io::Tls(Box::new(stream)),
         })
     }
+}
+
+/// A destination the policy allows: the URL decision and its vetted addresses, in the
+/// resolver's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Vetted {
+    pub decision: Decision,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Why a destination was refused before any connection was opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Refusal {
+    /// A rule (or the default) refused the URL; its host was not looked up.
+    #[error("{0}")]
+    Rule(String),
+    #[error("cannot resolve {host}: {reason}")]
+    Unresolved { host: String, reason: String },
+    #[error("{host} resolved to no addresses")]
+    NoAddresses { host: String },
+    /// One of the resolved addresses is refused.
+    #[error("{reason}")]
+    Address {
+        reason: AddressRefusal,
+        addrs: Vec<IpAddr>,
+    },
+}
+
+impl Refusal {
+    /// The policy said no (as opposed to the name not resolving).
+    pub(super) fn is_denial(&self) -> bool {
+        matches!(self, Refusal::Rule(_) | Refusal::Address { .. })
+    }
+}
+
+/// Decides on the URL, resolves its host once, and vets every address: the decision the
+/// connector acts on and `airlock policy test` reports, so the two cannot disagree.
+pub(super) async fn vet_destination(policy: &Policy, url: &url::Url) -> Result<Vetted, Refusal> {
+    let decision = policy.decide(url);
+    if !decision.allowed {
+        return Err(Refusal::Rule(decision.rule));
+    }
+    // `decide` refuses URLs without a host; http and https have default ports.
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or_default();
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolved = tokio::net::lookup_host((bare_host, port))
+        .await
+        .map(Iterator::collect);
+    vet_resolved(policy, url, decision, resolved)
+}
+
+/// The part of [`vet_destination`] after the lookup: `resolved` is the resolver's answer.
+pub(super) fn vet_resolved(
+    policy: &Policy,
+    url: &url::Url,
+    decision: Decision,
+    resolved: io::Result<Vec<SocketAddr>>,
+) -> Result<Vetted, Refusal> {
+    let host = url.host_str().unwrap_or_default().to_string();
+    let addrs = resolved.map_err(|err| Refusal::Unresolved {
+        host: host.clone(),
+        reason: err.to_string(),
+    })?;
+    if addrs.is_empty() {
+        return Err(Refusal::NoAddresses { host });
+    }
+    let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+    let port = url.port_or_known_default().unwrap_or_default();
+    policy
+        .vet_addresses(url.scheme(), port, &ips)
+        .map_err(|reason| Refusal::Address { reason, addrs: ips })?;
+    Ok(Vetted { decision, addrs })
 }
 
 /// Tries the vetted addresses in the resolver's order; never looks the name up again.

@@ -9,16 +9,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connector::{ConnectError, VettedConnector, VettedPeer};
 use super::pattern::{Pattern, Target};
 use super::policy::Policy;
-use super::{Caller, EgressError, GateLimits, Request, Response};
+use super::reached::Reached;
+use super::{BodyBudget, Caller, EgressError, Flights, GateLimits, Request, Reservation, Response};
 use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::secrets::{Bindings, Encoding};
+use crate::time::now;
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 const HANDLE_MARKER: &str = "__airlock_secret_";
@@ -54,6 +56,23 @@ struct Who {
     component: String,
     bindings: Arc<Bindings>,
     node_allow: Option<Arc<Vec<Pattern>>>,
+    buffers: Arc<BodyBudget>,
+    flights: Arc<Flights>,
+}
+
+impl Who {
+    fn of(caller: &Caller) -> Who {
+        Who {
+            run: caller.run.clone(),
+            node_run: caller.node_run.clone(),
+            node: caller.node.clone(),
+            component: caller.component.clone(),
+            bindings: Arc::clone(&caller.bindings),
+            node_allow: caller.node_allow.clone(),
+            buffers: Arc::clone(&caller.buffers),
+            flights: Arc::clone(&caller.flights),
+        }
+    }
 }
 
 /// What the audit record says, gathered as the request goes through the steps.
@@ -92,103 +111,150 @@ impl Gate {
                 Some(n.saturating_add(1))
             })
             .unwrap_or(u32::MAX);
-        let who = Who {
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            bindings: Arc::clone(&caller.bindings),
-            node_allow: caller.node_allow.clone(),
-        };
+        let who = Who::of(caller);
+        let boarding = caller.flights.board();
         let inner = Arc::clone(&self.inner);
         // A separate task: dropping this future cannot stop a request between leaving and
-        // being audited.
-        tokio::spawn(async move { inner.send(&who, made, req).await })
-            .await
-            .unwrap_or_else(|err| {
-                Err(EgressError::Connection(format!(
-                    "the request task failed: {err}"
-                )))
-            })
+        // being audited. It lands once audited.
+        tokio::spawn(async move {
+            let _boarding = boarding;
+            inner.send(&who, made, req).await
+        })
+        .await
+        .unwrap_or_else(|err| {
+            Err(EgressError::Connection(format!(
+                "the request task failed: {err}"
+            )))
+        })
     }
 }
 
 impl Gate {
-    /// Audits a request the sandbox refused before it reached the gate (a node stopped at its
-    /// request limit). It does not wait for the write: the caller may be inside a synchronous
-    /// host call. The record is on disk before the audit log is dropped.
-    pub fn record_refusal(&self, caller: &Caller, method: &str, url: &str, reason: &str) {
-        let bindings = &caller.bindings;
-        let record = AuditRecord {
-            seq: 0,
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            method: bindings.scrub(method),
-            url: bindings.scrub(url),
-            resolved_ip: None,
-            decision: Decision::Deny,
-            rule: Some(reason.to_string()),
-            secrets: Vec::new(),
-            status: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            duration_ms: 0,
-            error: Some(EgressError::Denied(reason.to_string()).to_string()),
-            prev: String::new(),
-            hash: String::new(),
+    /// Decides a request from its head alone (method, URL, headers), before any of its body is
+    /// buffered: size caps, policy and node manifest. A refusal is audited here (without
+    /// waiting: the caller may be inside a synchronous host call); an admitted request is
+    /// checked again, in full, and audited when it is sent.
+    pub fn admit(&self, caller: &Caller, head: &Request) -> Result<(), EgressError> {
+        let who = Who::of(caller);
+        let mut facts = Facts {
+            method: head.method.clone(),
+            ..Facts::default()
         };
+        let result = self
+            .inner
+            .admit(who.node_allow.as_deref(), head, &mut facts)
+            .map(drop)
+            .map_err(|err| scrub_error(&who.bindings, err));
+        if let Err(err) = &result {
+            self.record_detached(attempt_record(&who, &head.url, facts, Some(err), 0));
+        }
+        result
+    }
+
+    /// Audits a request that never reached the gate: the sandbox refused it (a node stopped at
+    /// its request limit) or it failed before it could be sent (its body unfinished, too large
+    /// or abandoned). It does not wait for the write; the record is on disk before the audit
+    /// log is dropped.
+    pub fn record_unsent(&self, caller: &Caller, method: &str, url: &str, err: EgressError) {
+        let who = Who::of(caller);
+        let facts = Facts {
+            method: method.to_string(),
+            ..Facts::default()
+        };
+        let err = scrub_error(&who.bindings, err);
+        self.record_detached(attempt_record(&who, url, facts, Some(&err), 0));
+    }
+
+    fn record_detached(&self, record: AuditRecord) {
         if let Err(err) = self.inner.audit.append_detached(record) {
             tracing::error!(error = %err, "could not audit a refused request");
         }
     }
 }
 
+/// The audit record of one attempt. Requests refused or never sent are denies; the rule is the
+/// one that decided, or the refusal itself when no rule did. The URL is kept as the node wrote
+/// it and as it was (or would have been) reached, both masked.
+fn attempt_record(
+    who: &Who,
+    raw_url: &str,
+    mut facts: Facts,
+    error: Option<&EgressError>,
+    duration_ms: u64,
+) -> AuditRecord {
+    let decision = match error {
+        None => Decision::Allow,
+        Some(EgressError::Denied(reason)) => {
+            facts.rule.get_or_insert_with(|| reason.clone());
+            Decision::Deny
+        }
+        Some(err @ EgressError::InvalidRequest(_)) => {
+            facts.rule = Some(err.to_string());
+            Decision::Deny
+        }
+        // No rule admitted it: it never left.
+        Some(_) if facts.rule.is_none() => Decision::Deny,
+        Some(_) => Decision::Allow,
+    };
+    let mask = |text: &str| who.bindings.scrub(text);
+    // The log keeps 2 KiB of it anyway; this bounds the work on a huge URL. The margin keeps
+    // any secret value that starts within those 2 KiB whole, so it is redacted, not cut.
+    let raw_url = head(raw_url, 64 * 1024);
+    let reached = Reached::of(raw_url);
+    AuditRecord {
+        seq: 0,
+        time: now(),
+        run: who.run.clone(),
+        node_run: who.node_run.clone(),
+        node: who.node.clone(),
+        component: who.component.clone(),
+        method: mask(&facts.method),
+        url: mask(raw_url),
+        normalized_url: reached.url.as_deref().map(mask),
+        host: reached.host.as_deref().map(mask),
+        resolved_ip: facts.resolved_ip,
+        decision,
+        rule: facts.rule,
+        secrets: facts.secrets,
+        status: facts.status,
+        bytes_sent: facts.bytes_sent,
+        bytes_received: facts.bytes_received,
+        duration_ms,
+        error: error.map(ToString::to_string),
+        prev: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// The first `max` bytes of `text` (fewer, to end on a character boundary).
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 impl Inner {
     async fn send(&self, caller: &Who, made: u32, req: Request) -> Result<Response, EgressError> {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let time = now();
         let started = Instant::now();
         let mut facts = Facts {
             method: req.method.clone(),
             ..Facts::default()
         };
-        let result = self
-            .attempt(caller, made, &req, &mut facts)
-            .await
-            .map_err(|err| scrub_error(caller, err));
-        let (decision, error) = match &result {
-            Ok(_) => (Decision::Allow, None),
-            Err(err @ (EgressError::Denied(_) | EgressError::InvalidRequest(_))) => {
-                (Decision::Deny, Some(err.to_string()))
-            }
-            Err(err) => (Decision::Allow, Some(err.to_string())),
-        };
-        if let Err(EgressError::InvalidRequest(_)) = &result {
-            facts.rule = error.clone();
+        // A request still in flight when its node run ends is cut short, and recorded.
+        let result = tokio::select! {
+            // Checked first: once its node run has ended, a request does not start.
+            biased;
+            () = caller.flights.ended() => Err(EgressError::Cancelled),
+            result = self.attempt(caller, made, &req, &mut facts) => result,
         }
-        let record = AuditRecord {
-            seq: 0,
-            time,
-            run: caller.run.clone(),
-            node_run: caller.node_run.clone(),
-            node: caller.node.clone(),
-            component: caller.component.clone(),
-            method: caller.bindings.scrub(&facts.method),
-            url: caller.bindings.scrub(&req.url),
-            resolved_ip: facts.resolved_ip,
-            decision,
-            rule: facts.rule,
-            secrets: facts.secrets,
-            status: facts.status,
-            bytes_sent: facts.bytes_sent,
-            bytes_received: facts.bytes_received,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error,
-            prev: String::new(),
-            hash: String::new(),
-        };
+        .map_err(|err| scrub_error(&caller.bindings, err));
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let error = result.as_ref().err();
+        let mut record = attempt_record(caller, &req.url, facts, error, duration_ms);
+        record.time = time;
         self.record(record).await?;
         result
     }
@@ -200,20 +266,15 @@ impl Inner {
         })
     }
 
-    async fn attempt(
+    /// The checks that need only the request's head (method, URL, headers): its size caps, the
+    /// policy and the node manifest. They decide before any body is buffered.
+    fn admit(
         &self,
-        caller: &Who,
-        made: u32,
+        node_allow: Option<&Vec<Pattern>>,
         req: &Request,
         facts: &mut Facts,
-    ) -> Result<Response, EgressError> {
-        let cap = self.limits.max_requests_per_node_run;
-        if made >= cap {
-            let reason = format!("request limit reached: at most {cap} requests per node run");
-            facts.rule = Some(reason.clone());
-            return Err(EgressError::Denied(reason));
-        }
-
+    ) -> Result<(String, url::Url), EgressError> {
+        self.limits.check_head(req)?;
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(EgressError::InvalidRequest(format!(
@@ -230,7 +291,7 @@ impl Inner {
         if !decision.allowed {
             return Err(EgressError::Denied(decision.rule));
         }
-        if let Some(allow) = &caller.node_allow {
+        if let Some(allow) = node_allow {
             let matched =
                 Target::from_url(&url).is_some_and(|t| allow.iter().any(|p| p.matches(&t)));
             if !matched {
@@ -242,6 +303,24 @@ impl Inner {
                 return Err(EgressError::Denied(reason));
             }
         }
+        Ok((method, url))
+    }
+
+    async fn attempt(
+        &self,
+        caller: &Who,
+        made: u32,
+        req: &Request,
+        facts: &mut Facts,
+    ) -> Result<Response, EgressError> {
+        let cap = self.limits.max_requests_per_node_run;
+        if made >= cap {
+            let reason = format!("request limit reached: at most {cap} requests per node run");
+            facts.rule = Some(reason.clone());
+            return Err(EgressError::Denied(reason));
+        }
+
+        let (method, url) = self.admit(caller.node_allow.as_deref(), req, facts)?;
 
         let bindings = &caller.bindings;
         // The parsed URL, not the node's text: parsing strips tabs and newlines, which could
@@ -300,7 +379,7 @@ impl Inner {
             Some(ms) => self.limits.timeout.min(Duration::from_millis(ms.into())),
             None => self.limits.timeout,
         };
-        tokio::time::timeout(timeout, self.exchange(outgoing, facts))
+        tokio::time::timeout(timeout, self.exchange(caller, outgoing, facts))
             .await
             .unwrap_or(Err(EgressError::Timeout))
             .map(|response| redact_response(caller, response))
@@ -344,6 +423,7 @@ impl Inner {
 
     async fn exchange(
         &self,
+        caller: &Who,
         outgoing: http::Request<Full<Bytes>>,
         facts: &mut Facts,
     ) -> Result<Response, EgressError> {
@@ -368,29 +448,46 @@ impl Inner {
                 (name.as_str().to_string(), value)
             })
             .collect();
-        let cap = self.limits.max_response_bytes;
-        let limit = usize::try_from(cap).unwrap_or(usize::MAX);
-        let body = Limited::new(response.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|err| {
-                if err.downcast_ref::<LengthLimitError>().is_some() {
-                    facts.bytes_received = cap;
-                    EgressError::TooLarge(cap)
-                } else {
-                    EgressError::Connection(format!(
-                        "reading the response failed: {}",
-                        chain(&*err)
-                    ))
-                }
-            })?
-            .to_bytes();
+        let (body, held) = self.read_body(caller, response.into_body(), facts).await?;
         facts.bytes_received = body.len() as u64;
         Ok(Response {
             status,
             headers,
-            body: body.to_vec(),
+            body,
+            held,
         })
+    }
+
+    /// Reads a response body up to the gate's size cap, reserving each piece against the node
+    /// run's body budget before keeping it.
+    async fn read_body(
+        &self,
+        caller: &Who,
+        mut incoming: hyper::body::Incoming,
+        facts: &mut Facts,
+    ) -> Result<(Vec<u8>, Reservation), EgressError> {
+        let cap = self.limits.max_response_bytes;
+        let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+        let mut held = caller.buffers.reservation();
+        let mut body = Vec::new();
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|err| {
+                EgressError::Connection(format!("reading the response failed: {}", chain(&err)))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if body.len().saturating_add(data.len()) > limit {
+                facts.bytes_received = cap;
+                return Err(EgressError::TooLarge(cap));
+            }
+            if let Err(over) = held.grow(data.len()) {
+                facts.bytes_received = body.len() as u64;
+                return Err(over.into());
+            }
+            body.extend_from_slice(&data);
+        }
+        Ok((body, held))
     }
 }
 
@@ -529,12 +626,13 @@ fn redact_response(caller: &Who, response: Response) -> Response {
             .map(|(name, value)| (name, store.redact_str(&value).into_owned()))
             .collect(),
         body: store.redact(&response.body).into_owned(),
+        held: response.held,
     }
 }
 
 /// Error text goes to the node and the audit log: no secret value, no live handle.
-fn scrub_error(caller: &Who, err: EgressError) -> EgressError {
-    let scrub = |text: String| caller.bindings.scrub(&text);
+fn scrub_error(bindings: &Bindings, err: EgressError) -> EgressError {
+    let scrub = |text: String| bindings.scrub(&text);
     match err {
         EgressError::Denied(text) => EgressError::Denied(scrub(text)),
         EgressError::InvalidRequest(text) => EgressError::InvalidRequest(scrub(text)),

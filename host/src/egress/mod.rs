@@ -3,29 +3,38 @@
 //! swapped for values, and leaves exactly one audit record.
 
 mod address;
+mod caps;
 mod check;
 mod connector;
 mod gate;
 #[cfg(test)]
 mod gate_tests;
+mod node_run;
 mod pattern;
 mod policy;
+mod reached;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+pub use address::Restriction;
 pub use check::{PolicyVerdict, check_url};
 pub use gate::Gate;
-pub use pattern::Pattern;
-pub use policy::{Decision, Policy, PolicyError};
+pub use node_run::{BodyBudget, Flights, OverBudget, Reservation};
+pub use pattern::{Pattern, PatternError};
+pub use policy::{AddressRefusal, Decision, DefaultRule, Policy};
 
-/// Limits the gate enforces on every node run's requests.
+/// Limits the gate enforces on every node run's requests. A breach names the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GateLimits {
     pub timeout: Duration,
     pub max_response_bytes: u64,
     pub max_requests_per_node_run: u32,
+    pub max_url_bytes: usize,
+    pub max_headers: usize,
+    /// Names and values of all of a request's headers together.
+    pub max_header_bytes: usize,
 }
 
 impl Default for GateLimits {
@@ -34,6 +43,9 @@ impl Default for GateLimits {
             timeout: Duration::from_secs(30),
             max_response_bytes: 10 * 1024 * 1024,
             max_requests_per_node_run: 100,
+            max_url_bytes: 8 * 1024,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -50,6 +62,10 @@ pub struct Caller {
     /// A custom node's manifest allow list: a request must match it as well as the policy.
     /// `None` for built-in nodes, which the policy alone governs.
     pub node_allow: Option<Arc<Vec<Pattern>>>,
+    /// Bodies buffered for this node run, request and response, count against this budget.
+    pub buffers: Arc<BodyBudget>,
+    /// This node run's requests in flight; ended with the node run.
+    pub flights: Arc<Flights>,
 }
 
 /// A request as the node sent it: secrets appear as handles.
@@ -63,11 +79,13 @@ pub struct Request {
 }
 
 /// The response as the node sees it, with every echo of a secret value redacted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body's share of the node run's [`BodyBudget`], held until the body is dropped.
+    pub held: Reservation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,4 +100,8 @@ pub enum EgressError {
     Connection(String),
     #[error("response larger than {0} bytes")]
     TooLarge(u64),
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    #[error("cancelled: the node run ended before the request finished")]
+    Cancelled,
 }

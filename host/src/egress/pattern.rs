@@ -71,10 +71,19 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Why a pattern does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
 impl Pattern {
     /// Parses `scheme://host[:port]`. With `bare_host_ok`, a pattern without `://` is a host
     /// alone and matches any scheme and port (the form `[secrets.X] hosts` allows).
-    pub fn parse(text: &str, bare_host_ok: bool) -> Result<Pattern, String> {
+    pub fn parse(text: &str, bare_host_ok: bool) -> Result<Pattern, PatternError> {
+        Pattern::parse_text(text, bare_host_ok).map_err(PatternError)
+    }
+
+    fn parse_text(text: &str, bare_host_ok: bool) -> Result<Pattern, String> {
         let (scheme, rest, port_default) = match text.split_once("://") {
             Some((scheme, rest)) => {
                 let scheme = match scheme.to_ascii_lowercase().as_str() {
@@ -466,7 +475,7 @@ mod tests {
             ("example.com", "scheme://"),
         ] {
             let err = Pattern::parse(text, false).expect_err(text);
-            assert!(err.contains(reason), "{text}: {err}");
+            assert!(err.to_string().contains(reason), "{text}: {err}");
         }
     }
 

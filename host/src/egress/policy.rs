@@ -1,15 +1,11 @@
-//! The egress policy file (`airlock.toml`) and the decisions it makes.
+//! The egress policy (parsed from `airlock.toml` by `config`) and the decisions it makes.
 
+use super::address::{Restriction, restriction};
+use super::pattern::{Pattern, Target};
+use crate::config::{ConfigError, PolicyFile};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::Path;
-
-use serde::Deserialize;
-use toml::Spanned;
-
-use super::address::restriction;
-use super::pattern::{Pattern, Target};
 
 /// The parsed policy. Immutable once loaded; shared by every request.
 #[derive(Debug, Clone)]
@@ -19,13 +15,33 @@ pub struct Policy {
     deny: Vec<Pattern>,
     /// Only the secrets with a `hosts` scope; the others go anywhere the policy allows.
     secret_scopes: BTreeMap<String, Vec<Pattern>>,
-    limits: Option<toml::Table>,
 }
 
+/// What the policy decides for a URL no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DefaultRule {
+pub enum DefaultRule {
+    /// Allowed when every resolved address is public.
     Public,
+    /// Refused.
     Deny,
+}
+
+/// Why a resolved address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressRefusal {
+    /// A deny rule covers the address.
+    #[error("deny[{index}] {rule} (resolved address {ip})")]
+    DenyRule {
+        index: usize,
+        rule: String,
+        ip: IpAddr,
+    },
+    /// Not a public address, and no allow rule names it.
+    #[error("private address {ip}: {restriction}")]
+    NotPublic {
+        ip: IpAddr,
+        restriction: Restriction,
+    },
 }
 
 /// The URL-level verdict and the rule that reached it, e.g. `allow[0] http://127.0.0.1:8080`.
@@ -35,49 +51,6 @@ pub struct Decision {
     pub rule: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("cannot read policy {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{origin}, line {line}: {reason}")]
-    Invalid {
-        origin: String,
-        line: usize,
-        reason: String,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    egress: Option<RawEgress>,
-    #[serde(default)]
-    secrets: BTreeMap<String, RawSecret>,
-    /// Parsed by the engine's limits; only its presence is checked here.
-    limits: Option<toml::Table>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEgress {
-    default: Option<Spanned<String>>,
-    #[serde(default)]
-    allow: Vec<Spanned<String>>,
-    #[serde(default)]
-    deny: Vec<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecret {
-    hosts: Option<Vec<Spanned<String>>>,
-}
-
-const POLICY_ORIGIN: &str = "policy";
-
 impl Policy {
     /// No policy file: any destination whose resolved addresses are all public.
     pub fn default_public() -> Policy {
@@ -86,78 +59,28 @@ impl Policy {
             allow: Vec::new(),
             deny: Vec::new(),
             secret_scopes: BTreeMap::new(),
-            limits: None,
         }
     }
 
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Policy::from_toml(&text).map_err(|err| match err {
-            PolicyError::Invalid { line, reason, .. } => PolicyError::Invalid {
-                origin: path.display().to_string(),
-                line,
-                reason,
-            },
-            other => other,
-        })
+    /// `secret_scopes`: the secrets with a `hosts` scope; the others go anywhere the policy
+    /// allows.
+    pub fn new(
+        default: DefaultRule,
+        allow: Vec<Pattern>,
+        deny: Vec<Pattern>,
+        secret_scopes: BTreeMap<String, Vec<Pattern>>,
+    ) -> Policy {
+        Policy {
+            default,
+            allow,
+            deny,
+            secret_scopes,
+        }
     }
 
-    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let invalid = |start: usize, reason: String| PolicyError::Invalid {
-            origin: POLICY_ORIGIN.to_string(),
-            line: line_of(text, start),
-            reason,
-        };
-        let raw: RawPolicy = toml::from_str(text).map_err(|err| {
-            let start = err.span().map_or(0, |span| span.start);
-            invalid(start, err.message().trim().to_string())
-        })?;
-        let mut policy = Policy::default_public();
-        policy.limits = raw.limits;
-        if let Some(egress) = raw.egress {
-            if let Some(default) = egress.default {
-                policy.default = match default.get_ref().as_str() {
-                    "public" => DefaultRule::Public,
-                    "deny" => DefaultRule::Deny,
-                    other => {
-                        return Err(invalid(
-                            default.span().start,
-                            format!("egress.default must be \"public\" or \"deny\", not {other:?}"),
-                        ));
-                    }
-                };
-            }
-            let parse_all = |list: &[Spanned<String>], what: &str, bare_host_ok: bool| {
-                list.iter()
-                    .map(|item| {
-                        Pattern::parse(item.get_ref(), bare_host_ok).map_err(|reason| {
-                            invalid(item.span().start, format!("bad {what} pattern: {reason}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            policy.allow = parse_all(&egress.allow, "egress.allow", false)?;
-            policy.deny = parse_all(&egress.deny, "egress.deny", false)?;
-        }
-        for (name, secret) in raw.secrets {
-            let Some(hosts) = secret.hosts else { continue };
-            let patterns = hosts
-                .iter()
-                .map(|item| {
-                    Pattern::parse(item.get_ref(), true).map_err(|reason| {
-                        invalid(
-                            item.span().start,
-                            format!("bad secrets.{name}.hosts pattern: {reason}"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            policy.secret_scopes.insert(name, patterns);
-        }
-        Ok(policy)
+    /// Parses policy text (its `[egress]` and `[secrets]`); see [`PolicyFile`].
+    pub fn from_toml(text: &str) -> Result<Policy, ConfigError> {
+        PolicyFile::parse(text, "policy").map(|file| file.egress)
     }
 
     /// The URL-level decision: deny rules first, then allow rules, then the default. Addresses
@@ -205,20 +128,29 @@ impl Policy {
 
     /// Checks every address a host resolved to. `Err` names the refused address and why: a
     /// deny rule naming it, or a non-public range that no allow rule names explicitly.
-    pub fn vet_addresses(&self, scheme: &str, port: u16, addrs: &[IpAddr]) -> Result<(), String> {
+    pub fn vet_addresses(
+        &self,
+        scheme: &str,
+        port: u16,
+        addrs: &[IpAddr],
+    ) -> Result<(), AddressRefusal> {
         for &ip in addrs {
             let denied = self
                 .deny
                 .iter()
                 .enumerate()
                 .find(|(_, p)| p.matches_address_widely(scheme, port, ip));
-            if let Some((i, rule)) = denied {
-                return Err(format!("deny[{i}] {rule} (resolved address {ip})"));
+            if let Some((index, rule)) = denied {
+                return Err(AddressRefusal::DenyRule {
+                    index,
+                    rule: rule.to_string(),
+                    ip,
+                });
             }
-            if let Some(range) = restriction(ip) {
+            if let Some(restriction) = restriction(ip) {
                 let named = self.allow.iter().any(|p| p.names_address(scheme, port, ip));
                 if !named {
-                    return Err(format!("private address {ip}: {range}"));
+                    return Err(AddressRefusal::NotPublic { ip, restriction });
                 }
             }
         }
@@ -233,11 +165,6 @@ impl Policy {
                 Target::from_url(url).is_some_and(|t| patterns.iter().any(|p| p.matches(&t)))
             }
         }
-    }
-
-    /// The `[limits]` table, left for the engine to interpret.
-    pub fn limits_table(&self) -> Option<&toml::Table> {
-        self.limits.as_ref()
     }
 
     /// A human description, for `airlock policy check`.
@@ -289,15 +216,6 @@ impl Policy {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,14 +226,6 @@ mod tests {
 
     fn decide(policy: &Policy, url: &str) -> Decision {
         policy.decide(&url::Url::parse(url).expect("test URL parses"))
-    }
-
-    fn error_of(text: &str) -> (usize, String) {
-        match Policy::from_toml(text) {
-            Err(PolicyError::Invalid { line, reason, .. }) => (line, reason),
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(_) => panic!("policy should be refused:\n{text}"),
-        }
     }
 
     const EXAMPLE: &str = r#"
@@ -407,7 +317,6 @@ deny = ["https://bad.example.com"]"#,
     fn empty_policy_is_default_public() {
         let p = policy("");
         assert_eq!(decide(&p, "https://example.org/").rule, "default public");
-        assert!(p.limits_table().is_none());
     }
 
     #[test]
@@ -425,7 +334,11 @@ deny = ["https://bad.example.com"]"#,
         let err = p
             .vet_addresses("https", 443, &[resolved])
             .expect_err("denied");
-        assert!(err.starts_with("deny[0]"), "{err}");
+        assert!(
+            matches!(err, AddressRefusal::DenyRule { index: 0, ip, .. } if ip == resolved),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("deny[0]"), "{err}");
     }
 
     #[test]
@@ -435,7 +348,12 @@ deny = ["https://bad.example.com"]"#,
         assert_eq!(p.vet_addresses("http", 8080, &[lo]), Ok(()));
         let err = p.vet_addresses("http", 8081, &[lo]).expect_err("refused");
         assert!(
-            err.starts_with("private address 127.0.0.1: loopback"),
+            matches!(err, AddressRefusal::NotPublic { ip, restriction } if ip == lo && restriction.range.starts_with("loopback")),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("private address 127.0.0.1: loopback"),
             "{err}"
         );
         assert!(p.vet_addresses("https", 8080, &[lo]).is_err());
@@ -472,60 +390,6 @@ deny = ["https://bad.example.com"]"#,
         assert!(p.secret_allowed("never-mentioned", &url("https://anywhere.example/")));
         let nowhere = policy("[secrets.x]\nhosts = []");
         assert!(!nowhere.secret_allowed("x", &url("https://example.com/")));
-    }
-
-    #[test]
-    fn limits_table_is_exposed() {
-        let p = policy(EXAMPLE);
-        let limits = p.limits_table().expect("limits present");
-        assert_eq!(limits.get("memory").and_then(|v| v.as_str()), Some("64MiB"));
-    }
-
-    #[test]
-    fn malformed_policies_name_the_line() {
-        let cases = [
-            (
-                "[egress]\ndefault = \"maybe\"",
-                2,
-                "must be \"public\" or \"deny\"",
-            ),
-            (
-                "[egress]\nallow = [\n  \"https://ok.com\",\n  \"ftp://x\",\n]",
-                4,
-                "unsupported scheme",
-            ),
-            ("[egress]\n\ndeny = [\"https://x.com/path\"]", 3, "path"),
-            (
-                "[egress]\nallow = [\"https://x.com\"]\nbogus = 1",
-                3,
-                "bogus",
-            ),
-            ("[egress]\n\n[network]\nx = 1", 3, "network"),
-            (
-                "[secrets.t]\nhosts = [\"https://x.com:99999\"]",
-                2,
-                "invalid port",
-            ),
-            ("[secrets.t]\nplaces = []", 2, "places"),
-            ("[egress]\nallow = \"https://x.com\"", 2, ""),
-            ("[egress\n", 1, ""),
-        ];
-        for (text, line, reason) in cases {
-            let (got_line, got_reason) = error_of(text);
-            assert_eq!(got_line, line, "{text}: {got_reason}");
-            assert!(got_reason.contains(reason), "{text}: {got_reason}");
-        }
-    }
-
-    #[test]
-    fn load_names_the_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("airlock.toml");
-        std::fs::write(&path, "[egress]\ndefault = \"nope\"\n").expect("write");
-        let err = Policy::load(&path).expect_err("invalid").to_string();
-        assert!(err.contains("airlock.toml, line 2"), "{err}");
-        let missing = Policy::load(&dir.path().join("missing.toml")).expect_err("missing");
-        assert!(matches!(missing, PolicyError::Read { .. }));
     }
 
     #[test]

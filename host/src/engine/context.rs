@@ -1,4 +1,4 @@
-//! The template context a node's templates see (DESIGN "Templates").
+//! The template context a node's templates see (README, "Templates").
 
 use serde_json::{Map, Value, json};
 

@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use super::Runtime;
 use super::context::template_context;
 use super::ids::new_node_run_id;
 use super::journal::{NoJournal, RunJournal};
 use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
-use super::{Runtime, now};
-use crate::egress::Caller;
-use crate::sandbox::Invocation;
+use crate::egress::{BodyBudget, Caller};
+use crate::sandbox::{Invocation, cap_error};
 use crate::secrets::Bindings;
 use crate::template::truthy;
+use crate::time::now;
 use crate::workflow::{Node, NodeKind, OnFailure, Workflow};
 
 /// How a node run ended, before it is recorded.
@@ -176,9 +177,14 @@ impl Runtime {
         let config = config.to_string();
         bindings.retain_used(&config);
         // Validation checks the secrets a config names; this also catches dynamic references.
-        if let Err(e) = registered.check_secrets(&bindings.used_in(config.as_bytes())) {
-            return fail(format!("node \"{}\": {e}", node.identifier));
+        let used = bindings.used_in(config.as_bytes());
+        if let Err(e) = registered.check_secrets(&node.identifier, &used) {
+            return fail(e.to_string());
         }
+        let limits = self.limits.for_node(
+            &node.identifier,
+            registered.limits.as_ref().unwrap_or(self.limits.defaults()),
+        );
         let caller = Caller {
             run: run_id.to_string(),
             node_run: node_run_id.to_string(),
@@ -187,16 +193,15 @@ impl Runtime {
             bindings: Arc::new(bindings.clone()),
             requests_made: AtomicU32::new(0),
             node_allow: registered.egress_allow(),
+            buffers: BodyBudget::new(limits.memory_bytes),
+            flights: Arc::default(),
         };
         let invocation = Invocation {
             workflow: workflow.identifier.clone(),
             node: node.identifier.clone(),
             config,
             caller,
-            limits: self.limits.for_node(
-                &node.identifier,
-                registered.limits.as_ref().unwrap_or(self.limits.defaults()),
-            ),
+            limits,
         };
         let outcome = self
             .sandbox
@@ -277,7 +282,7 @@ impl Step {
     fn scrubbed(self, bindings: &Bindings) -> Step {
         Step {
             output: bindings.scrub_json(self.output),
-            error: self.error.map(|error| bindings.scrub(&error)),
+            error: self.error.map(|error| cap_error(&bindings.scrub(&error))),
             logs: self
                 .logs
                 .into_iter()

@@ -9,15 +9,20 @@ mod manifest;
 mod registry;
 mod run;
 mod runtime;
+mod secret_refs;
 
 use std::sync::Arc;
 
+pub use crate::config::NodeManifest;
 pub use ids::{new_node_run_id, new_run_id};
 pub use journal::{NoJournal, RunJournal};
-pub use manifest::{ManifestError, NodeManifest, check_secrets, load_dirs};
+pub use manifest::load_dirs;
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
-pub use runtime::{RuntimeError, StateDir};
+pub use runtime::{RuntimeError, StateDir, check_custom_nodes};
+pub use secret_refs::{
+    SecretRefError, SecretRefErrors, check_allowed, check_defined, check_manifests,
+};
 
 use crate::egress::Gate;
 use crate::sandbox::{PolicyLimits, Sandbox};
@@ -32,9 +37,4 @@ pub struct Runtime {
     pub nodes: NodeRegistry,
     /// The policy's `[limits]`: defaults, and overrides per workflow node.
     pub limits: PolicyLimits,
-}
-
-/// RFC 3339 UTC with milliseconds, as Port's API shows times.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

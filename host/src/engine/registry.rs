@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::manifest::NodeManifest;
+use super::secret_refs::{SecretRefError, check_allowed};
+use crate::config::NodeManifest;
 use crate::egress::Pattern;
 use crate::sandbox::{NodeComponent, NodeLimits, Sandbox, SandboxError};
 
@@ -23,8 +24,6 @@ pub enum RegistryError {
     Component(SandboxError),
     #[error("{manifest}: `type`: {node_type} is already registered")]
     Duplicate { manifest: String, node_type: String },
-    #[error("{manifest}: {reason}")]
-    Limits { manifest: String, reason: String },
 }
 
 /// A registered node: its loaded component and, for custom nodes, the manifest.
@@ -43,18 +42,15 @@ impl RegisteredNode {
         self.manifest.as_ref().map(|m| Arc::clone(&m.egress_allow))
     }
 
-    /// Refuses secrets (by name) that the manifest does not allow this node to use.
-    pub fn check_secrets(&self, names: &[String]) -> Result<(), String> {
+    /// Refuses secrets (by name) that the manifest does not allow the workflow node `node` to
+    /// use.
+    pub fn check_secrets(&self, node: &str, names: &[String]) -> Result<(), SecretRefError> {
         let Some(manifest) = &self.manifest else {
             return Ok(());
         };
-        match names.iter().find(|n| !manifest.secrets_allow.contains(n)) {
-            Some(name) => Err(format!(
-                "secret \"{name}\" is not in the [secrets] allow list of {}",
-                manifest.path.display()
-            )),
-            None => Ok(()),
-        }
+        names
+            .iter()
+            .try_for_each(|name| check_allowed(manifest, node, name))
     }
 }
 
@@ -99,15 +95,7 @@ impl NodeRegistry {
                     node_type: manifest.node_type,
                 });
             }
-            let limits = manifest
-                .limits
-                .as_ref()
-                .map(|table| defaults.with_overrides(table))
-                .transpose()
-                .map_err(|reason| RegistryError::Limits {
-                    manifest: manifest.path.display().to_string(),
-                    reason,
-                })?;
+            let limits = manifest.limits.as_ref().map(|own| own.apply(defaults));
             let file = manifest.component.display().to_string();
             let bytes = std::fs::read(&manifest.component).map_err(|e| RegistryError::Read {
                 path: file.clone(),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::ids::{new_node_run_id, new_run_id};
-use super::now;
+use crate::time::now;
 use crate::workflow::{Node, Workflow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

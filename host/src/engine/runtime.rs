@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::{NodeRegistry, RegistryError, Runtime};
 use crate::audit::{AuditError, AuditLog};
-use crate::egress::{Gate, GateLimits, Policy};
-use crate::sandbox::{LimitsError, PolicyLimits, Sandbox, SandboxError};
+use crate::config::{NodeManifest, PolicyFile};
+use crate::egress::{Gate, GateLimits};
+use crate::sandbox::{NodeLimits, Sandbox, SandboxError};
 use crate::secrets::SecretStore;
 
 /// Where a runtime keeps its files: the audit log, the run store and the compile cache.
@@ -41,23 +42,31 @@ pub enum RuntimeError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("policy [limits]: {0}")]
-    Limits(#[from] LimitsError),
+}
+
+impl RuntimeError {
+    /// A custom node's component or manifest is at fault (invalid input), not the machine.
+    pub fn is_bad_custom_node(&self) -> bool {
+        matches!(self, RuntimeError::Registry(err) if !matches!(err, RegistryError::BuiltIn { .. }))
+    }
 }
 
 impl Runtime {
     /// Opens the audit log and compile cache under `state`, loads the built-in nodes, and builds
-    /// the one egress gate. Custom nodes are added afterwards through `nodes.add_custom`.
+    /// the one egress gate. Custom nodes are added afterwards with [`Runtime::add_custom_nodes`].
     pub fn open(
         state: &StateDir,
-        policy: Policy,
+        policy: PolicyFile,
         secrets: SecretStore,
     ) -> Result<Runtime, RuntimeError> {
         std::fs::create_dir_all(&state.0).map_err(|source| RuntimeError::StateDir {
             path: state.0.display().to_string(),
             source,
         })?;
-        let limits = PolicyLimits::from_table(policy.limits_table())?;
+        let PolicyFile {
+            egress: policy,
+            limits,
+        } = policy;
         let audit = AuditLog::open(&state.audit())?;
         let sandbox = Sandbox::new(&state.cache())?;
         let nodes = NodeRegistry::with_builtins(&sandbox)?;
@@ -74,4 +83,24 @@ impl Runtime {
             limits,
         })
     }
+
+    /// Loads custom nodes' components and registers them under their manifests' types; each
+    /// manifest's `[limits]` applies over the policy's defaults. A file that is not an
+    /// `action-node` component is refused.
+    pub fn add_custom_nodes(&mut self, manifests: Vec<NodeManifest>) -> Result<(), RegistryError> {
+        self.nodes
+            .add_custom(&self.sandbox, manifests, self.limits.defaults())
+    }
+}
+
+/// What `airlock validate` checks of custom nodes without opening a runtime (no audit log):
+/// each component loads (from the compile cache under `state`) as an action node.
+pub fn check_custom_nodes(
+    state: &StateDir,
+    manifests: Vec<NodeManifest>,
+) -> Result<(), RuntimeError> {
+    let sandbox = Sandbox::new(&state.cache())?;
+    let mut nodes = NodeRegistry::with_builtins(&sandbox)?;
+    nodes.add_custom(&sandbox, manifests, &NodeLimits::default())?;
+    Ok(())
 }

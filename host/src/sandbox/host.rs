@@ -1,7 +1,6 @@
 //! The host side of the WIT contract: what a node's imports do.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::StoreLimits;
@@ -25,18 +24,14 @@ pub struct NodeState {
     pub(super) store_limits: StoreLimits,
     pub(super) limits: NodeLimits,
     gate: Arc<Gate>,
-    caller: Arc<Caller>,
+    pub(super) caller: Arc<Caller>,
     pub(super) logs: Vec<LogLine>,
     log_bytes: usize,
     pub(super) log_limit_hit: bool,
     pub(super) request_limit_hit: bool,
     requests_started: u32,
-    /// Time spent running (being polled), for the CPU-time limit.
+    /// CPU time spent running (being polled), for the CPU-time limit.
     pub(super) cpu: Arc<CpuClock>,
-    /// Time spent waiting on the egress import, which does not count as the node's CPU time;
-    /// see [`NodeState::host_time`].
-    pub(super) host_time: Duration,
-    pub(super) started: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,8 +54,7 @@ pub struct LogLine {
 impl NodeState {
     pub(super) fn new(gate: Arc<Gate>, caller: Caller, limits: NodeLimits) -> NodeState {
         let caller = Arc::new(caller);
-        let http_hooks =
-            GateHooks::new(Arc::clone(&gate), Arc::clone(&caller), limits.memory_bytes);
+        let http_hooks = GateHooks::new(Arc::clone(&gate), Arc::clone(&caller));
         NodeState {
             // Nothing granted: no preopened dirs, no environment, no sockets, no stdio.
             wasi: WasiCtxBuilder::new().build(),
@@ -77,8 +71,6 @@ impl NodeState {
             request_limit_hit: false,
             requests_started: 0,
             cpu: Arc::new(CpuClock::new()),
-            host_time: Duration::ZERO,
-            started: Instant::now(),
         }
     }
 
@@ -91,16 +83,22 @@ impl NodeState {
         if self.requests_started >= self.limits.max_requests {
             self.request_limit_hit = true;
             let reason = limits::request_limit_message(&self.limits);
-            self.gate.record_refusal(&self.caller, method, url, &reason);
+            let refusal = EgressError::Denied(reason.clone());
+            self.gate.record_unsent(&self.caller, method, url, refusal);
             wasmtime::bail!(reason);
         }
         self.requests_started += 1;
         Ok(())
     }
 
-    /// Time spent waiting on the egress gate (import and wasi:http), not counted as CPU time.
-    pub(super) fn host_time(&self) -> Duration {
-        self.host_time + self.http_hooks.waited()
+    /// Lets the gate decide a request from its head; a refusal is audited.
+    pub(super) fn admit(&self, head: &Request) -> Result<(), EgressError> {
+        self.gate.admit(&self.caller, head)
+    }
+
+    /// Audits a request that failed before it reached the gate.
+    pub(super) fn record_unsent(&self, method: &str, url: &str, err: EgressError) {
+        self.gate.record_unsent(&self.caller, method, url, err);
     }
 }
 
@@ -136,9 +134,7 @@ impl egress::Host for NodeState {
             body: request.body,
             timeout_ms: request.timeout_ms,
         };
-        let waited = Instant::now();
         let result = self.gate.send(&self.caller, request).await;
-        self.host_time += waited.elapsed();
         Ok(match result {
             Ok(r) => Ok(egress::Response {
                 status: r.status,
@@ -150,6 +146,10 @@ impl egress::Host for NodeState {
             Err(EgressError::Timeout) => Err(egress::Error::Timeout),
             Err(EgressError::Connection(why)) => Err(egress::Error::Connection(why)),
             Err(EgressError::TooLarge(limit)) => Err(egress::Error::TooLarge(limit)),
+            Err(EgressError::OverBudget(over)) => Err(egress::Error::TooLarge(
+                u64::try_from(over.limit).unwrap_or(u64::MAX),
+            )),
+            Err(err @ EgressError::Cancelled) => Err(egress::Error::Connection(err.to_string())),
         })
     }
 }

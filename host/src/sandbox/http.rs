@@ -3,12 +3,14 @@
 //! `egress.send` import: same policy, secret handles, per-node-run request cap, limits and
 //! audit record. Nothing here opens a socket.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi_http::p2::bindings::LinkOptions;
@@ -17,7 +19,7 @@ use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequ
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpHooks, WasiHttpView};
 
 use super::host::NodeState;
-use crate::egress::{self, Caller, EgressError, Gate};
+use crate::egress::{self, BodyBudget, Caller, EgressError, Gate, Reservation};
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture =
@@ -25,6 +27,10 @@ type SendFuture =
 
 /// The wasi:http version this wasmtime-wasi-http defines; guests importing any 0.2.x link to it.
 const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
+
+/// Bytes one write to an outgoing body may carry. A body's stream holds at most two such chunks
+/// until the hooks below read them (and reserve them against the node run's body budget).
+const BODY_CHUNK: usize = 64 * 1024;
 
 /// Adds wasi:http (p2) to the linker, its outgoing-handler behind the node run's request cap.
 pub(super) fn add_to_linker(linker: &mut Linker<NodeState>) -> wasmtime::Result<()> {
@@ -37,8 +43,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<NodeState>) -> wasmtime::Result<
 
 type HandleResult = Result<Resource<HostFutureIncomingResponse>, types::ErrorCode>;
 
-/// `outgoing-handler.handle`, counted against the request cap exactly as `egress.send` is: the
-/// request past the cap stops the node rather than answering it.
+/// `outgoing-handler.handle`, counted against the request cap exactly as `egress.send` is (the
+/// request past the cap stops the node rather than answering it), and decided by the gate from
+/// its head, before any of its body is buffered. Every refusal here is audited.
 fn handle(
     mut store: StoreContextMut<'_, NodeState>,
     (request, options): (
@@ -47,20 +54,54 @@ fn handle(
     ),
 ) -> wasmtime::Result<(HandleResult,)> {
     let state = store.data_mut();
-    let (method, url) = describe(state, &request);
-    state.start_request(&method, &url)?;
+    let head = describe(state, &request);
+    state.start_request(&head.method, &head.url)?;
+    let admitted = match head.headers {
+        Ok(headers) => state.admit(&egress::Request {
+            method: head.method.clone(),
+            url: head.url.clone(),
+            headers,
+            body: None,
+            timeout_ms: None,
+        }),
+        Err(err) => {
+            state.record_unsent(&head.method, &head.url, err.clone());
+            Err(err)
+        }
+    };
+    if let Err(err) = admitted {
+        // The request (and the stream its body is written to) goes.
+        state.http().table.delete(request)?;
+        return Ok((Err(to_error_code(err)),));
+    }
     match outgoing_handler::Host::handle(&mut state.http(), request, options) {
         Ok(future) => Ok((Ok(future),)),
         // Anything but an error code is a trap, as in the crate's own binding.
-        Err(err) => Ok((Err(err.downcast()?),)),
+        Err(err) => {
+            let code: types::ErrorCode = err.downcast()?;
+            let reason = EgressError::InvalidRequest(format!("{code:?}"));
+            state.record_unsent(&head.method, &head.url, reason);
+            Ok((Err(code),))
+        }
     }
 }
 
-/// The method and URL of a wasi:http request, for the audit record of a refused attempt.
-fn describe(state: &mut NodeState, request: &Resource<HostOutgoingRequest>) -> (String, String) {
+/// A wasi:http request's head as the node set it.
+struct Head {
+    method: String,
+    url: String,
+    /// Header values must be text: the gate reveals secret handles in them.
+    headers: Result<Vec<(String, String)>, EgressError>,
+}
+
+fn describe(state: &mut NodeState, request: &Resource<HostOutgoingRequest>) -> Head {
     let view = state.http();
     let Ok(request) = view.table.get(request) else {
-        return ("?".into(), "?".into());
+        return Head {
+            method: "?".into(),
+            url: "?".into(),
+            headers: Ok(Vec::new()),
+        };
     };
     let method: Result<http::Method, _> = request.method.clone().try_into();
     let method = method.map_or_else(|_| "?".to_string(), |m| m.to_string());
@@ -74,32 +115,34 @@ fn describe(state: &mut NodeState, request: &Resource<HostOutgoingRequest>) -> (
         request.authority.as_deref().unwrap_or_default(),
         request.path_with_query.as_deref().unwrap_or("/")
     );
-    (method, url)
+    Head {
+        method,
+        url,
+        headers: text_headers(&request.headers),
+    }
+}
+
+fn text_headers(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, EgressError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().map_err(|_| {
+                EgressError::InvalidRequest(format!("header {name} has a value that is not ASCII"))
+            })?;
+            Ok((name.as_str().to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 /// The wasi:http hooks of one node run: every outgoing request goes through the gate.
 pub(super) struct GateHooks {
     gate: Arc<Gate>,
     caller: Arc<Caller>,
-    /// A request body larger than this is refused before it reaches the gate. The egress
-    /// import can only carry a body that fits in the node's memory; a stream must not do more.
-    max_request_body: usize,
-    waits: Arc<WaitClock>,
 }
 
 impl GateHooks {
-    pub(super) fn new(gate: Arc<Gate>, caller: Arc<Caller>, max_request_body: usize) -> GateHooks {
-        GateHooks {
-            gate,
-            caller,
-            max_request_body,
-            waits: Arc::default(),
-        }
-    }
-
-    /// Time during which at least one request was waiting on the gate.
-    pub(super) fn waited(&self) -> Duration {
-        self.waits.total()
+    pub(super) fn new(gate: Arc<Gate>, caller: Arc<Caller>) -> GateHooks {
+        GateHooks { gate, caller }
     }
 }
 
@@ -107,6 +150,10 @@ impl WasiHttpHooks for GateHooks {
     // The gate sets Host from the URL it vetted; a second source could disagree with it.
     fn set_host_header(&mut self) -> bool {
         false
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
     }
 
     fn send_request(
@@ -117,53 +164,98 @@ impl WasiHttpHooks for GateHooks {
     ) -> SendFuture {
         let gate = Arc::clone(&self.gate);
         let caller = Arc::clone(&self.caller);
-        let waits = Arc::clone(&self.waits);
-        let max_body = self.max_request_body;
+        let unsent = Unsent {
+            gate: Arc::clone(&gate),
+            caller: Arc::clone(&caller),
+            method: request.method().to_string(),
+            url: request.uri().to_string(),
+            open: true,
+        };
         Box::new(async move {
-            // Buffering waits on the guest writing its body: that is the guest's time.
-            let request = to_egress(request, options, max_body).await?;
-            let result = {
-                let _waiting = WaitClock::begin(&waits);
-                gate.send(&caller, request).await
+            let (request, _held) = match to_egress(request, options, &caller.buffers).await {
+                Ok(buffered) => buffered,
+                Err(err) => return Err(unsent.fail(err)),
             };
-            let response = to_response(result.map_err(to_error)?)?;
-            let io: IoFuture = Box::new(async { Ok(()) });
-            Ok((response, io))
+            if caller.flights.has_ended() {
+                return Err(unsent.fail(EgressError::Cancelled));
+            }
+            // The gate writes the record from here, even if this future is dropped.
+            unsent.hand_over();
+            let response = gate.send(&caller, request).await.map_err(to_error)?;
+            Ok((
+                to_response(response)?,
+                Box::new(async { Ok(()) }) as IoFuture,
+            ))
         })
     }
 }
 
+/// A wasi:http request admitted by the gate but not yet handed to it. If it never is (its body
+/// fails or passes the budget, or the node drops it or ends before finishing it), it is audited
+/// here, once.
+struct Unsent {
+    gate: Arc<Gate>,
+    caller: Arc<Caller>,
+    method: String,
+    url: String,
+    /// Not yet audited nor handed over.
+    open: bool,
+}
+
+impl Unsent {
+    /// Audits the failure; returns what the node is told.
+    fn fail(mut self, err: EgressError) -> Error {
+        self.open = false;
+        self.gate
+            .record_unsent(&self.caller, &self.method, &self.url, err.clone());
+        to_error(err)
+    }
+
+    fn hand_over(mut self) {
+        self.open = false;
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        if self.open {
+            let reason = EgressError::InvalidRequest(
+                "the request was dropped before its body was finished".into(),
+            );
+            self.gate
+                .record_unsent(&self.caller, &self.method, &self.url, reason);
+        }
+    }
+}
+
+/// The request as the gate takes it, its body read whole and held against the node run's body
+/// budget (returned with it, to keep until the gate is done).
 async fn to_egress(
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    max_body: usize,
-) -> Result<egress::Request, Error> {
-    let (parts, body) = request.into_parts();
-    let body = Limited::new(body, max_body)
-        .collect()
-        .await
-        .map_err(|err| match err.downcast::<Error>() {
-            Ok(err) => *err,
-            Err(err) if err.is::<LengthLimitError>() => {
-                Error::HttpRequestBodySize(u64::try_from(max_body).ok())
-            }
-            Err(err) => Error::InternalError(Some(format!("reading the request body: {err}"))),
-        })?
-        .to_bytes();
-    let mut headers = Vec::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        let value = value
-            .to_str()
-            .map_err(|_| Error::InternalError(Some(format!("header {name} is not valid UTF-8"))))?;
-        headers.push((name.as_str().to_string(), value.to_string()));
+    buffers: &Arc<BodyBudget>,
+) -> Result<(egress::Request, Reservation), EgressError> {
+    let (parts, mut body) = request.into_parts();
+    let headers = text_headers(&parts.headers)?;
+    let mut held = buffers.reservation();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            EgressError::InvalidRequest(format!("the request body failed: {err}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            held.grow(data.len())?;
+            bytes.extend_from_slice(&data);
+        }
     }
-    Ok(egress::Request {
+    let request = egress::Request {
         method: parts.method.as_str().to_string(),
         url: parts.uri.to_string(),
         headers,
-        body: (!body.is_empty()).then(|| body.to_vec()),
+        body: (!bytes.is_empty()).then_some(bytes),
         timeout_ms: timeout_ms(options),
-    })
+    };
+    Ok((request, held))
 }
 
 /// The gate has one timeout for the whole exchange; the guest's connect and first-byte
@@ -191,16 +283,55 @@ fn to_response(response: egress::Response) -> Result<http::Response<WasiBody>, E
     if reframe {
         builder = builder.header(CONTENT_LENGTH, response.body.len());
     }
-    let body = Full::new(Bytes::from(response.body))
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    let body = HeldBody {
+        body: Full::new(Bytes::from(response.body)),
+        _held: response.held,
+    }
+    .boxed_unsync();
     builder
         .body(body)
         .map_err(|err| Error::InternalError(Some(format!("building the response: {err}"))))
 }
 
+/// A response body the node has not read yet: its bytes stay reserved against the node run's
+/// body budget until it is dropped.
+struct HeldBody {
+    body: Full<Bytes>,
+    _held: Reservation,
+}
+
+impl Body for HeldBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(|never| match never {})
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The gate's reason must reach the node, so refusals travel in `internal-error`, the one
 /// wasi:http error code that carries text.
+fn to_error_code(err: EgressError) -> types::ErrorCode {
+    match err {
+        EgressError::Timeout => types::ErrorCode::ConnectionTimeout,
+        EgressError::TooLarge(limit) => types::ErrorCode::HttpResponseBodySize(Some(limit)),
+        other => types::ErrorCode::InternalError(Some(other.to_string())),
+    }
+}
+
 fn to_error(err: EgressError) -> Error {
     match err {
         EgressError::Timeout => Error::ConnectionTimeout,
@@ -209,77 +340,12 @@ fn to_error(err: EgressError) -> Error {
     }
 }
 
-/// Wall time during which any request was waiting on the gate. Overlapping requests count
-/// once, so concurrent requests cannot inflate the time excused from the CPU limit.
-#[derive(Default)]
-struct WaitClock {
-    state: Mutex<Waits>,
-}
-
-#[derive(Default)]
-struct Waits {
-    in_flight: u32,
-    since: Option<Instant>,
-    total: Duration,
-}
-
-struct Waiting(Arc<WaitClock>);
-
-impl WaitClock {
-    fn begin(clock: &Arc<WaitClock>) -> Waiting {
-        let mut waits = clock.lock();
-        if waits.in_flight == 0 {
-            waits.since = Some(Instant::now());
-        }
-        waits.in_flight += 1;
-        Waiting(Arc::clone(clock))
-    }
-
-    fn total(&self) -> Duration {
-        let waits = self.lock();
-        waits.total + waits.since.map_or(Duration::ZERO, |since| since.elapsed())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waits> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        let mut waits = self.0.lock();
-        waits.in_flight = waits.in_flight.saturating_sub(1);
-        if waits.in_flight == 0
-            && let Some(since) = waits.since.take()
-        {
-            waits.total += since.elapsed();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn overlapping_waits_count_once() {
-        let clock = Arc::new(WaitClock::default());
-        let first = WaitClock::begin(&clock);
-        let second = WaitClock::begin(&clock);
-        std::thread::sleep(Duration::from_millis(30));
-        drop(first);
-        std::thread::sleep(Duration::from_millis(30));
-        drop(second);
-        let total = clock.total();
-        assert!(total >= Duration::from_millis(60), "{total:?}");
-        assert!(total < Duration::from_millis(120), "{total:?}");
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(
-            clock.total(),
-            total,
-            "no request in flight, the clock stands still"
-        );
-    }
+    use super::*;
+    use crate::egress::OverBudget;
 
     #[test]
     fn timeouts_from_request_options() {
@@ -322,7 +388,11 @@ mod tests {
             .header("authorization", "Bearer __airlock_secret_0")
             .body(body)
             .expect("valid request");
-        let converted = to_egress(request, None, 1024).await.expect("converts");
+        let budget = BodyBudget::new(1024);
+        let (converted, held) = to_egress(request, None, &budget).await.expect("converts");
+        assert_eq!(budget.used(), 7, "the body is held against the budget");
+        drop(held);
+        assert_eq!(budget.used(), 0);
         assert_eq!(converted.method, "POST");
         assert_eq!(converted.url, "https://api.example.com/v1/x?q=1");
         assert_eq!(converted.body.as_deref(), Some(&b"{\"a\":1}"[..]));
@@ -340,7 +410,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn oversized_request_body_is_refused() {
+    async fn a_body_past_the_budget_is_refused_naming_the_limit() {
         let body = Full::new(Bytes::from(vec![b'x'; 100]))
             .map_err(|never| match never {})
             .boxed_unsync();
@@ -349,8 +419,52 @@ mod tests {
             .uri("https://api.example.com/")
             .body(body)
             .expect("valid request");
-        let err = to_egress(request, None, 10).await.expect_err("too large");
-        assert!(matches!(err, Error::HttpRequestBodySize(Some(10))), "{err}");
+        let budget = BodyBudget::new(10);
+        let err = to_egress(request, None, &budget)
+            .await
+            .expect_err("too large");
+        assert_eq!(err, EgressError::OverBudget(OverBudget { limit: 10 }));
+        assert_eq!(budget.used(), 0, "nothing stays reserved");
+    }
+
+    #[tokio::test]
+    async fn a_header_value_that_is_not_ascii_is_refused() {
+        let body = Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::builder()
+            .uri("https://api.example.com/")
+            .header(
+                "x-name",
+                http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+            )
+            .body(body)
+            .expect("valid request");
+        let err = to_egress(request, None, &BodyBudget::new(10))
+            .await
+            .expect_err("not ASCII");
+        assert_eq!(
+            err.to_string(),
+            "invalid request: header x-name has a value that is not ASCII"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unread_response_holds_its_bytes_until_dropped() {
+        let budget = BodyBudget::new(100);
+        let mut held = budget.reservation();
+        held.grow(4).unwrap();
+        let response = to_response(egress::Response {
+            status: 200,
+            headers: Vec::new(),
+            body: b"body".to_vec(),
+            held,
+        })
+        .expect("builds");
+        assert_eq!(budget.used(), 4);
+        let body = response.into_body().collect().await.expect("reads");
+        assert_eq!(body.to_bytes(), "body");
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -363,6 +477,7 @@ mod tests {
                 ("x-id".into(), "7".into()),
             ],
             body: b"[REDACTED]".to_vec(),
+            held: Reservation::default(),
         })
         .expect("builds");
         assert_eq!(response.headers()["content-length"], "10");
@@ -377,6 +492,7 @@ mod tests {
             status: 304,
             headers: vec![("content-length".into(), "40".into())],
             body: Vec::new(),
+            held: Reservation::default(),
         })
         .expect("builds");
         assert_eq!(response.headers()["content-length"], "40");

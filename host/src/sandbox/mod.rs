@@ -20,7 +20,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
 pub use host::{LogLevel, LogLine};
-pub use limits::{LimitsError, NodeLimits, PolicyLimits};
+pub use limits::{LimitOverrides, NodeLimits, PolicyLimits, cap_error};
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
@@ -174,11 +174,18 @@ impl Sandbox {
         };
         // The engine scrubs the result and logs of secrets, with everything else a node run
         // leaves behind.
-        let state = store.into_data();
-        NodeOutcome {
+        let mut state = store.into_data();
+        let outcome = NodeOutcome {
             result,
-            logs: state.logs,
-        }
+            logs: std::mem::take(&mut state.logs),
+        };
+        // The node run is over: requests it left in flight are cut short, wasi:http requests
+        // whose bodies were never finished are dropped, and all of them are audited first.
+        let flights = Arc::clone(&state.caller.flights);
+        flights.end();
+        drop(state);
+        flights.landed().await;
+        outcome
     }
 }
 

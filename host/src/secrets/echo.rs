@@ -132,18 +132,30 @@ impl Echoes {
     }
 }
 
-/// The regex alternatives for one value: character-wise, then base64 literals longest first.
+/// Longest value matched character by character; a longer one (a certificate, a key bundle) is
+/// matched in its literal forms only, so that the pattern stays small enough to compile.
+const MAX_CHARWISE_LEN: usize = 4096;
+
+/// The regex alternatives for one value: character-wise (for the value and for each way a
+/// receiver may have decoded it), then literal forms longest first.
 /// The pattern text is wiped after compiling; the compiled automaton cannot be.
 fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
     let mut alternatives = Vec::new();
-    if value.len() >= MIN_ECHO_LEN {
-        let mut charwise = Zeroizing::new(String::with_capacity(value.len() * 64));
-        for c in value.chars() {
-            push_char_forms(c, &mut charwise);
-        }
-        alternatives.push(charwise);
-    }
     let mut literals = base64_forms(value.as_bytes());
+    for variant in received_variants(value) {
+        if variant.len() < MIN_ECHO_LEN {
+            continue;
+        }
+        if variant.len() <= MAX_CHARWISE_LEN {
+            let mut charwise = Zeroizing::new(String::with_capacity(variant.len() * 64));
+            for c in variant.chars() {
+                push_char_forms(c, &mut charwise);
+            }
+            alternatives.push(charwise);
+        } else {
+            literals.extend(literal_forms(&variant));
+        }
+    }
     literals.retain(|form| form.len() >= MIN_ECHO_LEN);
     literals.sort_by_key(|form| std::cmp::Reverse(form.len()));
     literals.dedup();
@@ -153,6 +165,57 @@ fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
             .map(|form| Zeroizing::new(regex::escape(form))),
     );
     alternatives
+}
+
+/// The value, and what a receiver may make of it when the value was sent as is and the receiver
+/// decoded it anyway (form-decoding turns `+` into a space, JSON or HTML unescaping, trimming):
+/// an echo of the decoded text is the value to anyone who re-encodes it.
+fn received_variants(value: &str) -> Vec<Zeroizing<String>> {
+    let mut variants = vec![Zeroizing::new(value.to_owned())];
+    let form_decoded = Zeroizing::new(
+        percent_encoding::percent_decode_str(&value.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned(),
+    );
+    let percent_decoded = Zeroizing::new(
+        percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned(),
+    );
+    let json_decoded = serde_json::from_str::<String>(&format!("\"{value}\""))
+        .map(Zeroizing::new)
+        .ok();
+    let html_decoded = Zeroizing::new(
+        value
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    );
+    let trimmed = Zeroizing::new(value.trim().to_owned());
+    let candidates = [Some(form_decoded), Some(percent_decoded), json_decoded]
+        .into_iter()
+        .flatten()
+        .chain([html_decoded, trimmed]);
+    for candidate in candidates {
+        if !variants.contains(&candidate) {
+            variants.push(candidate);
+        }
+    }
+    variants
+}
+
+/// Whole-value forms of a value too long to match character by character.
+fn literal_forms(value: &str) -> Vec<Zeroizing<String>> {
+    let mut percent = Zeroizing::new(Vec::with_capacity(value.len() * 3));
+    url_component_into(value, &mut percent);
+    let mut json = Zeroizing::new(Vec::with_capacity(value.len() * 6));
+    json_escape_into(value, &mut json);
+    [value.as_bytes(), &percent, &json]
+        .into_iter()
+        .map(|bytes| Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()))
+        .collect()
 }
 
 /// `(?:…)` matching `c` in any of the ways encoders write it.
@@ -178,9 +241,11 @@ fn push_char_forms(c: char, out: &mut String) {
     out.push_str(";?|&#0*");
     out.push_str(&code.to_string());
     out.push_str(";?");
-    if c.is_ascii() {
-        out.push_str(r"|\\x");
-        push_hex(code, 2, out);
+    // \xNN of each UTF-8 byte (C, Python bytes reprs).
+    out.push('|');
+    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+        out.push_str(r"\\x");
+        push_hex(u32::from(byte), 2, out);
     }
     for extra in extra_forms(c) {
         out.push('|');
@@ -275,7 +340,7 @@ fn base64_core(engine: &impl Engine, value: &[u8], offset: usize) -> Zeroizing<S
 /// Whether `text` ends inside an escape sequence that the next characters would complete:
 /// `%` or `%X`; an unescaped `\` with nothing, `u` and up to 3 hex digits, `u{` and hex digits,
 /// `x` and up to 1, `U` and up to 7, or 1-2 octal digits after it; `&#` and digits, `&#x` and
-/// hex digits. A secret value placed there would be read together with what precedes it.
+/// hex digits. Text placed after it would be read together with it.
 pub(super) fn ends_in_unfinished_escape(text: &[u8]) -> bool {
     static UNFINISHED: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| {
         Regex::new(
@@ -283,8 +348,7 @@ pub(super) fn ends_in_unfinished_escape(text: &[u8]) -> bool {
         )
         .expect("a fixed pattern")
     });
-    let tail = &text[text.len().saturating_sub(32)..];
-    let Some(captures) = UNFINISHED.captures(tail) else {
+    let Some(captures) = UNFINISHED.captures(text) else {
         return false;
     };
     match captures.get(1) {

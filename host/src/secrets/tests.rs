@@ -317,27 +317,43 @@ fn scrub_masks_handles_and_values() {
 }
 
 #[test]
-fn reveal_refuses_a_handle_at_an_unfinished_escape() {
+fn reveal_refuses_a_handle_that_does_not_follow_a_separator() {
     let bindings = Bindings::new(store(&[("t", "2d41-token")]));
     let h = handle_of(&bindings, "t");
-    for before in [
-        "%", "%2", "\\", "x\\\\\\", "\\u", "\\u0", "\\u00", "\\u004", "\\x", "\\x4", "\\U0000",
-        "\\0", "\\u{", "&#", "&#1", "&#x", "&#X4",
-    ] {
+    let long_zeros = format!("&#x{}", "0".repeat(40));
+    let many_backslashes = "\\".repeat(34);
+    let refused = [
+        "%",
+        "%2",
+        "%25",
+        "%253",
+        "\\",
+        "\\u00",
+        "\\x",
+        "&#",
+        "&#x",
+        "=4",
+        "x",
+        "A",
+        "%u00",
+        "&amp;#x",
+        &long_zeros,
+        &many_backslashes,
+    ];
+    for before in refused {
         for encoding in [Encoding::Raw, Encoding::UrlComponent, Encoding::JsonString] {
-            let text = format!("q={before}{h}");
+            let text = format!("q{before}{h}");
             let err = bindings.reveal(text.as_bytes(), encoding).expect_err(&text);
             assert_eq!(
                 err,
-                RevealError::EscapeBefore { name: "t".into() },
+                RevealError::JoinedBefore { name: "t".into() },
                 "{text}"
             );
             assert!(!err.to_string().contains("2d41"), "{err}");
         }
     }
-    // Finished escapes and escaped backslashes are ordinary text.
     for before in [
-        "%25", "%2F", "\\\\", "\\u0041", "\\n", "&#65;", "&amp;", "%zz", "x",
+        "", "=", "/", " ", "\"", ":", "Bearer ", "key_", "a-", "{", "[",
     ] {
         let text = format!("{before}{h}");
         let revealed = bindings
@@ -348,13 +364,48 @@ fn reveal_refuses_a_handle_at_an_unfinished_escape() {
 }
 
 #[test]
+fn echoes_of_what_a_receiver_decoded_are_redacted() {
+    // Sent as is, then form-decoded (+ became a space), trimmed, or JSON-unescaped.
+    let store = store(&[
+        ("aws", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("nl", "token-with-newline\n"),
+        ("json", "a\\u0041bcd"),
+    ]);
+    for (text, label) in [
+        (
+            "x wJalrXUtnFEMI/K7MDENG bPxRfiCYEXAMPLEKEY y",
+            "[secret:aws]",
+        ),
+        ("x token-with-newline y", "[secret:nl]"),
+        ("x aAbcd y", "[secret:json]"),
+    ] {
+        assert_eq!(store.redact_str(text), format!("x {label} y"), "{text}");
+    }
+}
+
+#[test]
+fn non_ascii_values_are_recognised_as_utf8_byte_escapes() {
+    let store = store(&[("t", "café-token")]);
+    assert_eq!(store.redact_str(r"caf\xc3\xa9-token"), "[secret:t]");
+}
+
+#[test]
+fn a_very_long_value_is_matched_literally() {
+    let value: String = (0..10_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let store = store(&[("bundle", &value)]);
+    assert_eq!(store.redact_str(&format!("<{value}>")), "<[secret:bundle]>");
+}
+
+#[test]
 fn reveal_refuses_a_value_ending_in_an_escape_when_text_follows() {
     let bindings = Bindings::new(store(&[("t", "token-ends-%4")]));
     let h = handle_of(&bindings, "t");
     let err = bindings
         .reveal(format!("{h}1").as_bytes(), Encoding::Raw)
         .expect_err("joined");
-    assert_eq!(err, RevealError::EscapeAfter { name: "t".into() });
+    assert_eq!(err, RevealError::JoinedAfter { name: "t".into() });
     // At the end of the text, or percent-encoded in a URL, nothing can join it.
     assert!(bindings.reveal(h.as_bytes(), Encoding::Raw).is_ok());
     let url = bindings

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::schema::{self, MigrationError};
 use super::{RunFilter, Store, StoreError, WorkflowRecord};
-use crate::engine::{NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun, now};
+use crate::engine::{NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
+use crate::time::now;
 
 pub struct SqliteStore {
     path: String,

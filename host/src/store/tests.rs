@@ -36,7 +36,7 @@ fn every_state_change_is_readable_at_once_and_after_reopening() {
     let mut node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_1".into(),
-        crate::engine::now(),
+        crate::time::now(),
     );
     store.node_started(&run, &node_run).unwrap();
 
@@ -60,7 +60,7 @@ fn every_state_change_is_readable_at_once_and_after_reopening() {
     store.node_finished(&run, &run.node_runs[1]).unwrap();
     run.status = RunStatus::Completed;
     run.result = Some(RunResult::Success);
-    run.finished_at = Some(crate::engine::now());
+    run.finished_at = Some(crate::time::now());
     store.run_finished(&run).unwrap();
     drop(store);
 
@@ -189,7 +189,7 @@ fn callback_tokens_are_kept_per_node_run() {
     let node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_cb".into(),
-        crate::engine::now(),
+        crate::time::now(),
     );
     store.node_started(&run, &node_run).unwrap();
     store.save_callback_token("wfnr_cb", "ab12").unwrap();
@@ -267,7 +267,7 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
     let node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_c".into(),
-        crate::engine::now(),
+        crate::time::now(),
     );
     store.node_started(&run, &node_run).unwrap();
     assert!(store.cancel_run(&run.identifier).unwrap());
@@ -300,7 +300,7 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
     let next = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_d".into(),
-        crate::engine::now(),
+        crate::time::now(),
     );
     assert!(matches!(
         store.node_started(&run, &next),

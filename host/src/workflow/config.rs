@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use super::error::{Problems, child, index};
 use super::fields::{Fields, describe};
 use super::model::{NodeKind, OnFailure, Outlet};
-use super::{identifier, jq, webhook};
-use crate::template::Template;
+use super::{identifier, webhook};
+use crate::template::{Expr, Template};
 
 /// Config keys the host consumes itself; they are never passed to the node component.
 pub const HOST_KEYS: &[&str] = &["type", "onFailure"];
@@ -201,7 +201,7 @@ fn condition_outlets(
                 problems.push(&expression_path, config.node, "\"expression\" is required");
                 None
             }
-            Some(value) => match jq::compile(value, &expression_path) {
+            Some(value) => match Expr::compile_field(value, &expression_path) {
                 Ok(expression) => Some(expression),
                 Err(error) => {
                     problems.template(config.node, error);

@@ -6,7 +6,6 @@ mod error;
 mod fields;
 mod graph;
 mod identifier;
-mod jq;
 mod model;
 mod node;
 mod webhook;

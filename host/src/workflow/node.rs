@@ -6,7 +6,6 @@ use super::config::{self, Reference};
 use super::error::{Problems, child, quoted_list};
 use super::fields::Fields;
 use super::identifier;
-use super::jq;
 use super::model::{Node, NodeKind};
 use crate::template::Expr;
 
@@ -185,7 +184,7 @@ fn variables(
     let mut complete = true;
     for (name, value) in map {
         let at = child(&path, name);
-        match jq::compile(value, &at) {
+        match Expr::compile_field(value, &at) {
             Ok(expression) => {
                 references.extend(expression.referenced_outputs().into_iter().map(|output| {
                     Reference {

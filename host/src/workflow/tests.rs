@@ -171,6 +171,29 @@ fn nodes_keep_kind_failure_mode_outlets_variables_and_inputs() {
 }
 
 #[test]
+fn variables_and_outlets_split_templates_jq_aware() {
+    // An object literal's `}}` inside the template must not close it.
+    let doc = with(|d| {
+        d["nodes"][1]["variables"] = json!({
+            "whole": "{{ {a: {b: 1}} }}",
+            "text": "b={{ {a: {b: 1}} | .a.b }}!",
+        });
+        d["nodes"][2]["config"]["outlets"][0]["expression"] =
+            json!("{{ {a: {b: 1}} | .a.b == 1 }}");
+    });
+    let workflow = load(&doc).expect("valid");
+    let variables = workflow.node("create").and_then(|n| n.variables.as_ref());
+    let values: Vec<Value> = variables
+        .expect("variables")
+        .iter()
+        .filter_map(|(_, e)| e.eval(&json!({"result": {}})).ok())
+        .collect();
+    assert_eq!(values, [json!({"a": {"b": 1}}), json!("b=1!")]);
+    let outlet = &workflow.node("check").expect("check").outlets[0].expression;
+    assert_eq!(outlet.eval(&json!({})).ok(), Some(json!(true)));
+}
+
+#[test]
 fn config_template_drops_host_keys_and_renders() {
     let workflow = load(&valid()).expect("valid");
     let create = workflow.node("create").expect("create");

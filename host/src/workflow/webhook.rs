@@ -1,5 +1,5 @@
 //! The WEBHOOK config: Port's fields, plus Airlock's optional extensions (`timeoutMs`, `retry`,
-//! `successStatusCodes`, from DESIGN.md "Runs").
+//! `successStatusCodes`).
 
 use serde_json::Value;
 

@@ -5,7 +5,9 @@ pub mod receiver;
 pub mod server;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use receiver::{Received, Receiver, Reply};
 
@@ -59,8 +61,7 @@ impl Scene {
         self.envs.push((name.into(), value.into()));
     }
 
-    /// Runs `airlock ARGS` with this scene's state dir.
-    pub fn airlock(&self, args: &[&str]) -> Run {
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
         command
             .args(args)
@@ -69,7 +70,44 @@ impl Scene {
         for (name, value) in &self.envs {
             command.env(name, value);
         }
-        Run(command.output().unwrap())
+        command
+    }
+
+    /// Runs `airlock ARGS` with this scene's state dir.
+    pub fn airlock(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().unwrap())
+    }
+
+    /// [`Scene::airlock`], also returning the process's peak resident memory in bytes, as last
+    /// seen (`VmHWM`, sampled every 10 ms while it runs).
+    pub fn airlock_peak_rss(&self, args: &[&str]) -> (Run, u64) {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = PathBuf::from(format!("/proc/{}/status", child.id()));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                while !done.load(Ordering::SeqCst) {
+                    if let Some(kib) = std::fs::read_to_string(&status)
+                        .ok()
+                        .and_then(|text| vm_hwm_kib(&text))
+                    {
+                        peak = peak.max(kib);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                peak * 1024
+            })
+        };
+        let output = child.wait_with_output().unwrap();
+        done.store(true, Ordering::SeqCst);
+        (Run(output), sampler.join().unwrap())
     }
 
     /// Everything under the state dir, as bytes (to search for leaked secrets).
@@ -123,6 +161,11 @@ impl Scene {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn collect_files(dir: &Path, into: &mut Vec<u8>) {

@@ -20,6 +20,8 @@ impl Node for Hostile {
             "output" => Ok(json!("x".repeat(100 << 20))),
             "logs" => flood_logs(),
             "requests" => send_many(&config),
+            "long-urls" => send_long_urls(&config),
+            "huge-error" => Err("e".repeat(count(&config, "bytes", 6 << 20))),
             "sleep" => {
                 // Waits in the host (wasi clocks), using no CPU: only the wall-time limit stops it.
                 std::thread::sleep(Duration::from_secs(3600));
@@ -76,6 +78,30 @@ fn send_many(config: &Value) -> Result<Value, String> {
         }
     }
     Ok(json!({ "answered": answered }))
+}
+
+fn count(config: &Value, field: &str, default: usize) -> usize {
+    config
+        .get(field)
+        .and_then(Value::as_u64)
+        .map_or(default, |n| n as usize)
+}
+
+/// Sends config.count (default 100) requests to config.url with config.bytes (default 1 MB) of
+/// query appended; reports the first refusal.
+fn send_long_urls(config: &Value) -> Result<Value, String> {
+    let url = format!(
+        "{}?q={}",
+        config_str(config, "url")?,
+        "x".repeat(count(config, "bytes", 1 << 20))
+    );
+    let mut first_error = None;
+    for _ in 0..count(config, "count", 100) {
+        if let Err(err) = Request::get(url.clone()).send() {
+            first_error.get_or_insert_with(|| err.to_string());
+        }
+    }
+    Ok(json!({ "firstError": first_error }))
 }
 
 /// Tries to reach files, the environment and sockets through WASI and reports what happened.
