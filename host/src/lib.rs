@@ -2,6 +2,7 @@
 //! components. Each capability lives in its own module with a narrow interface; only `sandbox`
 //! touches wasmtime and only `egress` opens sockets.
 
+pub mod api;
 pub mod audit;
 pub mod authoring;
 pub mod cli;

@@ -4,11 +4,12 @@
 mod args;
 mod audit_cmd;
 mod demo;
-mod inputs;
+pub(crate) mod inputs;
 mod node_cmd;
 mod policy_cmd;
 mod print;
 mod run_cmd;
+mod serve_cmd;
 mod setup;
 
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ pub fn main() -> ExitCode {
             Command::Policy(args) => policy_cmd::policy(args).await,
             Command::Demo(args) => demo::demo(args).await,
             Command::Node(args) => node_cmd::node(args),
+            Command::Serve(args) => serve_cmd::serve(args).await,
         }
     });
     match outcome {
