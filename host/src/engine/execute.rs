@@ -209,7 +209,7 @@ impl Runtime {
             Err(message) => {
                 return Step {
                     logs,
-                    ..fail(message)
+                    ..fail(message.to_string())
                 };
             }
         };
