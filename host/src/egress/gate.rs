@@ -327,34 +327,10 @@ impl Inner {
 
         let (method, url) = self.admit(caller.node_allow.as_deref(), req, facts)?;
 
-        let bindings = &caller.bindings;
-        // The parsed URL, not the node's text: parsing strips tabs and newlines, which could
-        // otherwise rejoin a handle after this check and reveal it below, outside its scope.
-        let mut used = bindings.used_in(url.as_str().as_bytes());
-        let texts = req
-            .headers
-            .iter()
-            .map(|(_, value)| value.as_bytes())
-            .chain(req.body.as_deref());
-        for text in texts {
-            for name in bindings.used_in(text) {
-                if !used.contains(&name) {
-                    used.push(name);
-                }
-            }
-        }
-        facts.secrets.clone_from(&used);
-        let host = url.host_str().unwrap_or_default();
-        if let Some(name) = used.iter().find(|n| !self.policy.secret_allowed(n, &url)) {
-            let denial = Denial::SecretScope {
-                secret: name.clone(),
-                host: host.to_string(),
-            };
-            facts.rule = Some(denial.to_string());
-            return Err(EgressError::Denied(denial));
-        }
+        self.check_handles(&caller.bindings, &url, req, facts)?;
         self.check_carried_values(caller, &url, req, facts)?;
 
+        let bindings = &caller.bindings;
         let revealed_url = bindings
             .reveal(url.as_str().as_bytes(), Encoding::UrlComponent)
             .map_err(|err| EgressError::InvalidRequest(Invalid::Url(err.to_string())))?;
@@ -362,7 +338,11 @@ impl Inner {
             EgressError::InvalidRequest(Invalid::Url(format!("URL cannot be sent: {err}")))
         })?;
         let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
-        let body_encoding = body_encoding(&req.headers);
+        let body_has_handle = req
+            .body
+            .as_deref()
+            .is_some_and(|body| !bindings.used_in(body).is_empty());
+        let body_encoding = body_encoding(&req.headers, body_has_handle)?;
         for (name, value) in &req.headers {
             let Some((name, value)) = header(caller, name, value)? else {
                 continue;
@@ -392,6 +372,41 @@ impl Inner {
             .await
             .unwrap_or(Err(EgressError::Timeout))
             .map(|response| redact_response(caller, response))
+    }
+
+    /// Every secret whose handle the request carries must be allowed for its destination.
+    fn check_handles(
+        &self,
+        bindings: &Bindings,
+        url: &url::Url,
+        req: &Request,
+        facts: &mut Facts,
+    ) -> Result<(), EgressError> {
+        // The parsed URL, not the node's text: parsing strips tabs and newlines, which could
+        // otherwise rejoin a handle after this check and reveal it below, outside its scope.
+        let mut used = bindings.used_in(url.as_str().as_bytes());
+        let texts = req
+            .headers
+            .iter()
+            .map(|(_, value)| value.as_bytes())
+            .chain(req.body.as_deref());
+        for text in texts {
+            for name in bindings.used_in(text) {
+                if !used.contains(&name) {
+                    used.push(name);
+                }
+            }
+        }
+        facts.secrets.clone_from(&used);
+        if let Some(name) = used.iter().find(|n| !self.policy.secret_allowed(n, url)) {
+            let denial = Denial::SecretScope {
+                secret: name.clone(),
+                host: url.host_str().unwrap_or_default().to_string(),
+            };
+            facts.rule = Some(denial.to_string());
+            return Err(EgressError::Denied(denial));
+        }
+        Ok(())
     }
 
     /// The data-loss check: a secret's value written into the request itself (not as a handle)
@@ -544,20 +559,33 @@ fn has_handle(text: &str) -> bool {
     decoded.to_ascii_lowercase().contains(HANDLE_MARKER)
 }
 
-/// A secret inside a JSON or form body must be escaped the way its surroundings are.
-fn body_encoding(headers: &[(String, String)]) -> Encoding {
-    let content_type = headers
+/// A secret inside a JSON or form body must be escaped the way its surroundings are, so the
+/// body's media type decides. With two Content-Type headers a receiver may read the body as
+/// either: a body with a secret handle is then refused.
+fn body_encoding(headers: &[(String, String)], has_handle: bool) -> Result<Encoding, EgressError> {
+    let mut types = headers
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        .map(|(_, value)| value.to_ascii_lowercase())
-        .unwrap_or_default();
-    if content_type.contains("json") {
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| media_type(value));
+    let first = types.next().unwrap_or_default();
+    if has_handle && types.next().is_some() {
+        return Err(EgressError::InvalidRequest(Invalid::Header(
+            "a body with a secret handle may have only one Content-Type header".to_string(),
+        )));
+    }
+    Ok(if first == "application/json" || first.ends_with("+json") {
         Encoding::JsonString
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if first == "application/x-www-form-urlencoded" {
         Encoding::UrlComponent
     } else {
         Encoding::Raw
-    }
+    })
+}
+
+/// `type/subtype` of a Content-Type value, lower case, without parameters.
+fn media_type(value: &str) -> String {
+    let essence = value.split(';').next().unwrap_or_default();
+    essence.trim().to_ascii_lowercase()
 }
 
 /// Validates one node header and reveals its value. `None` for Content-Length, which the gate

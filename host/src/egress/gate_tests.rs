@@ -843,3 +843,38 @@ async fn a_handle_after_an_escape_is_refused() {
     assert_eq!(server.hits(), 0);
     assert_eq!(setup.only_record().decision, Decision::Deny);
 }
+
+#[tokio::test]
+async fn a_body_with_a_handle_and_two_content_types_is_refused() {
+    let server = Server::start(echo).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let handle = setup.handle.clone();
+    let mut req = request("post", &server.url("/x"));
+    req.headers = vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("content-type".into(), "text/plain".into()),
+    ];
+    req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
+    let err = setup.send(req.clone()).await.expect_err("refused");
+    assert_eq!(
+        err,
+        EgressError::InvalidRequest(Invalid::Header(
+            "a body with a secret handle may have only one Content-Type header".into()
+        ))
+    );
+    assert_eq!(server.hits(), 0);
+
+    // Without a handle the body is the node's own business; with one Content-Type, parameters
+    // and case do not change how a value is escaped.
+    req.body = Some(b"{}".to_vec());
+    setup.send(req.clone()).await.expect("no handle: sent");
+    req.headers = vec![("Content-Type".into(), " Application/JSON; charset=utf-8".into())];
+    req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
+    setup.send(req).await.expect("one content type: sent");
+    let received = server.received.lock().expect("lock")[1].clone();
+    assert!(
+        String::from_utf8_lossy(&received).contains(&format!("{{\"token\":\"{SECRET}\"}}")),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}

@@ -162,7 +162,7 @@ fn condition_outlets(
         problems.push(path, config.node, "a CONDITION needs at least one outlet");
         return None;
     }
-    let mut outlets = Vec::with_capacity(items.len());
+    let mut outlets: Vec<Outlet> = Vec::with_capacity(items.len());
     let mut complete = true;
     for (i, item) in items.iter().enumerate() {
         let outlet_path = index(&path, i);
@@ -172,61 +172,77 @@ fn condition_outlets(
             continue;
         };
         let fields = Fields::new(map, &outlet_path, config.node);
-        fields.reject_unknown(OUTLET_KEYS, "an outlet", problems);
-        let id = fields.required_string("identifier", problems);
-        if let Some(id) = id {
-            identifier::check(
-                id,
-                &fields.path_of("identifier"),
-                config.node,
-                "outlet identifier",
-                problems,
-            );
-            if outlets
-                .iter()
-                .any(|outlet: &Outlet| outlet.identifier == id)
-            {
-                problems.push(
-                    fields.path_of("identifier"),
-                    config.node,
-                    format!("duplicate outlet identifier \"{id}\""),
-                );
-            }
-        }
-        let title = fields.string("title", problems);
-        fields.string("description", problems);
-        let expression_path = fields.path_of("expression");
-        let expression = match fields.get("expression") {
-            None => {
-                problems.push(&expression_path, config.node, "\"expression\" is required");
-                None
-            }
-            Some(value) => match Expr::compile_field(value, &expression_path) {
-                Ok(expression) => Some(expression),
-                Err(error) => {
-                    problems.template(config.node, error);
-                    None
-                }
-            },
-        };
-        if let Some(expression) = &expression {
-            references.extend(expression.referenced_outputs().into_iter().map(|output| {
-                Reference {
-                    path: expression_path.clone(),
-                    output,
-                }
-            }));
-        }
-        match (id, expression) {
-            (Some(id), Some(expression)) => outlets.push(Outlet {
-                identifier: id.to_owned(),
-                title: title.map(str::to_owned),
-                expression,
-            }),
-            _ => complete = false,
+        match outlet(&fields, &outlets, references, problems) {
+            Some(outlet) => outlets.push(outlet),
+            None => complete = false,
         }
     }
     complete.then_some(outlets)
+}
+
+/// One outlet; `before` are the outlets already read, whose identifiers it may not repeat.
+fn outlet(
+    fields: &Fields<'_>,
+    before: &[Outlet],
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Outlet> {
+    fields.reject_unknown(OUTLET_KEYS, "an outlet", problems);
+    let id = fields.required_string("identifier", problems);
+    if let Some(id) = id {
+        identifier::check(
+            id,
+            &fields.path_of("identifier"),
+            fields.node,
+            "outlet identifier",
+            problems,
+        );
+        if before.iter().any(|outlet| outlet.identifier == id) {
+            problems.push(
+                fields.path_of("identifier"),
+                fields.node,
+                format!("duplicate outlet identifier \"{id}\""),
+            );
+        }
+    }
+    let title = fields.string("title", problems);
+    fields.string("description", problems);
+    let expression = outlet_expression(fields, references, problems);
+    Some(Outlet {
+        identifier: id?.to_owned(),
+        title: title.map(str::to_owned),
+        expression: expression?,
+    })
+}
+
+/// An outlet's `expression`, compiled, with the outputs it reads added to `references`.
+fn outlet_expression(
+    fields: &Fields<'_>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Expr> {
+    let path = fields.path_of("expression");
+    let Some(value) = fields.get("expression") else {
+        problems.push(&path, fields.node, "\"expression\" is required");
+        return None;
+    };
+    let expression = match Expr::compile_field(value, &path) {
+        Ok(expression) => expression,
+        Err(error) => {
+            problems.template(fields.node, error);
+            return None;
+        }
+    };
+    references.extend(
+        expression
+            .referenced_outputs()
+            .into_iter()
+            .map(|output| Reference {
+                path: path.clone(),
+                output,
+            }),
+    );
+    Some(expression)
 }
 
 /// `userInputs` is kept as written; the shape the engine relies on (properties and the names
