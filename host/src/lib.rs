@@ -3,6 +3,7 @@
 //! touches wasmtime and only `egress` opens sockets (`demo_receiver`, the demo's local
 //! server, is the one exception).
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;

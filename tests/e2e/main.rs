@@ -13,5 +13,6 @@ mod invalid;
 mod policy_cli;
 mod secret_containment;
 mod secrets;
+mod serve;
 mod spec_examples;
 mod wasi_http;

@@ -29,6 +29,8 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Run the bundled example against a local receiver this command starts, then show the audit.
     Demo(DemoArgs),
+    /// Serve Port's workflow API: stored workflows, durable runs, async callbacks.
+    Serve(ServeArgs),
 }
 
 /// What `run` and `validate` both take: the workflow and what it runs against.
@@ -129,6 +131,28 @@ pub struct DemoArgs {
     /// The examples folder (workflow, policy, inputs, secrets).
     #[arg(long, default_value = "examples")]
     pub examples: PathBuf,
+    #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The base URL others reach this server at (for callback URLs); default http://LISTEN.
+    #[arg(long)]
+    pub public_url: Option<url::Url>,
+    /// The egress policy (TOML). Without it, any public address is allowed and nothing private.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Secrets: a JSON object of name -> value (AIRLOCK_SECRET_<NAME> variables also count).
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// Custom nodes: a directory with a node.toml, or whose sub-directories each hold one.
+    #[arg(long = "nodes", value_name = "DIR")]
+    pub nodes: Vec<PathBuf>,
+    /// Where the store, audit log, compile cache and generated admin token live.
     #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
     pub state_dir: PathBuf,
 }

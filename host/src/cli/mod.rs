@@ -4,10 +4,11 @@
 mod args;
 mod audit_cmd;
 mod demo;
-mod inputs;
+pub(crate) mod inputs;
 mod policy_cmd;
 mod print;
 mod run_cmd;
+mod serve_cmd;
 mod setup;
 
 use std::process::ExitCode;
@@ -83,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Runs(args) => run_cmd::runs(args),
             Command::Policy(args) => policy_cmd::policy(args).await,
             Command::Demo(args) => demo::demo(args).await,
+            Command::Serve(args) => serve_cmd::serve(args).await,
         }
     });
     match outcome {

@@ -4,14 +4,18 @@ use std::fmt::Write as _;
 
 use crate::engine::{RunResult, WorkflowRun};
 
-pub(crate) fn summary(run: &WorkflowRun) -> String {
-    let mut out = String::new();
-    let result = match run.result {
+pub(crate) fn result_word(result: Option<RunResult>) -> &'static str {
+    match result {
         Some(RunResult::Success) => "SUCCESS",
         Some(RunResult::Failed) => "FAILED",
         Some(RunResult::Cancelled) => "CANCELLED",
         None => "IN PROGRESS",
-    };
+    }
+}
+
+pub(crate) fn summary(run: &WorkflowRun) -> String {
+    let mut out = String::new();
+    let result = result_word(run.result);
     let _ = writeln!(
         out,
         "run {}  workflow {}  {result}",

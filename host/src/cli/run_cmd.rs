@@ -8,7 +8,7 @@ use super::args::{RunArgs, RunsArgs, ValidateArgs};
 use super::setup;
 use super::{Exit, failed, inputs, invalid, print};
 use crate::engine::{self, NodeManifest, StateDir, WorkflowRun};
-use crate::store::RunStore;
+use crate::store::{RunFilter, SqliteStore, Store as _};
 use crate::workflow::{Node, Workflow};
 
 pub(crate) async fn run(args: RunArgs) -> Result<u8, Exit> {
@@ -45,9 +45,9 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     let state = StateDir::new(&args.target.state_dir);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
-    let store = RunStore::open(&state.runs()).map_err(failed)?;
-    let run = runtime.run(&workflow, trigger, payload).await;
-    store.save(&run).map_err(failed)?;
+    let store = SqliteStore::open(&state.runs()).map_err(failed)?;
+    let run = runtime.new_run(&workflow, None, trigger, payload);
+    let run = runtime.run_recorded(&workflow, run, &store).await;
     let code = if run.succeeded() { 0 } else { 1 };
     Ok((run, code))
 }
@@ -99,22 +99,26 @@ pub(crate) fn runs(args: RunsArgs) -> Result<u8, Exit> {
             }
         };
     }
-    let store = RunStore::open(&state.runs()).map_err(failed)?;
+    let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     match args.run {
         Some(id) => {
             let run = store
-                .get(&id)
+                .run(&id)
                 .map_err(failed)?
                 .ok_or_else(|| invalid(anyhow!("no run {id} in {}", state.runs().display())))?;
             println!("{}", serde_json::to_string_pretty(&run).map_err(failed)?);
         }
         None => {
-            for run in store.list(args.limit).map_err(failed)? {
+            let filter = RunFilter {
+                limit: args.limit,
+                ..RunFilter::default()
+            };
+            for run in store.runs(&filter).map_err(failed)? {
                 println!(
                     "{}  {}  {:<8}  {}",
                     run.created_at,
                     run.identifier,
-                    run.result.as_deref().unwrap_or("RUNNING"),
+                    print::result_word(run.result),
                     run.workflow
                 );
             }

@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::Runtime;
 use super::context::template_context;
-use super::ids::{new_node_run_id, new_run_id};
-use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+use super::ids::new_node_run_id;
+use super::journal::{NoJournal, RunJournal};
+use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
 use crate::egress::{BodyBudget, Caller};
 use crate::sandbox::{Invocation, cap_error};
 use crate::secrets::Bindings;
@@ -28,49 +29,68 @@ struct Step {
 
 impl Runtime {
     /// Runs `workflow` from the trigger `trigger` with its `payload` (the inputs of a
-    /// SELF_SERVE_TRIGGER or the event of an EVENT_TRIGGER). Never fails: a failing node fails
-    /// its node run and, unless it continues on failure, the run.
+    /// SELF_SERVE_TRIGGER or the event of an EVENT_TRIGGER), in memory only. Never fails: a
+    /// failing node fails its node run and, unless it continues on failure, the run.
     pub async fn run(&self, workflow: &Workflow, trigger: &Node, payload: Value) -> WorkflowRun {
-        // Inputs are stored and printed like any output: no secret value among them either.
-        let payload = self.secrets.redact_json(payload);
-        let mut run = WorkflowRun {
-            identifier: new_run_id(),
-            workflow: workflow.identifier.clone(),
-            status: RunStatus::InProgress,
-            result: None,
-            created_at: now(),
-            finished_at: None,
-            trigger: json!({ "node": trigger.identifier, "type": trigger.kind.type_name(), "payload": payload }),
-            node_runs: Vec::new(),
-            outputs: Map::new(),
-        };
-        let workflow_ctx = json!({ "identifier": workflow.identifier, "title": workflow.title });
+        let run = self.new_run(workflow, None, trigger, payload);
+        self.drive(workflow, run, &NoJournal).await
+    }
+
+    /// A new run (see [`new_run`]) whose inputs are stored and printed like any output: no
+    /// secret value among them either.
+    pub fn new_run(
+        &self,
+        workflow: &Workflow,
+        version: Option<u32>,
+        trigger: &Node,
+        payload: Value,
+    ) -> WorkflowRun {
+        new_run(
+            workflow,
+            version,
+            trigger,
+            self.secrets.redact_json(payload),
+        )
+    }
+
+    /// Records a new run (`new_run`) in `journal`, then runs it to its end.
+    pub async fn run_recorded(
+        &self,
+        workflow: &Workflow,
+        run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        if let Err(e) = journal.run_started(&run) {
+            return finish(run, RunResult::Failed, Some(e.to_string()), journal);
+        }
+        self.drive(workflow, run, journal).await
+    }
+
+    /// Goes on from the last completed node run of `run` to the end of its path, recording each
+    /// change in `journal` before acting on it.
+    pub async fn drive(
+        &self,
+        workflow: &Workflow,
+        mut run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        let workflow_ctx = json!({ "identifier": workflow.identifier, "title": workflow.title, "versionIdentifier": run.workflow_version });
         let run_ctx = json!({
             "identifier": run.identifier,
             "createdAt": run.created_at,
             "trigger": run.trigger,
         });
-
-        run.node_runs.push(NodeRun {
-            identifier: new_node_run_id(),
-            node: trigger.identifier.clone(),
-            node_type: trigger.kind.type_name().to_string(),
-            status: RunStatus::Completed,
-            result: Some(RunResult::Success),
-            output: payload.clone(),
-            error: None,
-            logs: Vec::new(),
-            created_at: run.created_at.clone(),
-            duration_ms: 0,
-        });
-        run.outputs.insert("trigger".into(), payload.clone());
-        run.outputs.insert(trigger.identifier.clone(), payload);
-
-        let mut result = RunResult::Success;
-        let mut current = workflow.next(&trigger.identifier);
+        let mut current = next_after(workflow, &run);
         while let Some(node) = current {
-            let node_run_id = new_node_run_id();
-            let created_at = now();
+            if journal.cancel_requested(&run.identifier) {
+                return finish(run, RunResult::Cancelled, None, journal);
+            }
+            let mut node_run = NodeRun::started(node, new_node_run_id(), now());
+            if let Err(e) = journal.node_started(&run, &node_run) {
+                node_run.fail(e.to_string(), 0);
+                run.node_runs.push(node_run);
+                return finish(run, RunResult::Failed, None, journal);
+            }
             let started = Instant::now();
             let mut bindings = Bindings::new(self.secrets.clone());
             let ctx = template_context(
@@ -78,8 +98,8 @@ impl Runtime {
                 &run_ctx,
                 &run.outputs,
                 bindings.context_object(),
-                &node_run_id,
-                &created_at,
+                &node_run.identifier,
+                &node_run.created_at,
             );
             let step = match &node.kind {
                 NodeKind::Condition => condition_step(node, &ctx),
@@ -88,7 +108,7 @@ impl Runtime {
                         workflow,
                         node,
                         &run.identifier,
-                        &node_run_id,
+                        &node_run.identifier,
                         &mut bindings,
                         &ctx,
                     )
@@ -103,35 +123,31 @@ impl Runtime {
                 step.output
             };
             run.outputs.insert(node.identifier.clone(), output.clone());
-            run.node_runs.push(NodeRun {
-                identifier: node_run_id,
-                node: node.identifier.clone(),
-                node_type: node.kind.type_name().to_string(),
-                status: RunStatus::Completed,
-                result: Some(if failed {
-                    RunResult::Failed
-                } else {
-                    RunResult::Success
-                }),
-                output,
-                error: step.error,
-                logs: step.logs,
-                created_at,
-                duration_ms: started.elapsed().as_millis() as u64,
+            node_run.status = RunStatus::Completed;
+            node_run.result = Some(if failed {
+                RunResult::Failed
+            } else {
+                RunResult::Success
             });
+            node_run.output = output;
+            node_run.error = step.error;
+            node_run.logs = step.logs;
+            node_run.duration_ms = started.elapsed().as_millis() as u64;
+            run.node_runs.push(node_run);
+            if let Some(recorded) = run.node_runs.last()
+                && let Err(e) = journal.node_finished(&run, recorded)
+            {
+                return finish(run, RunResult::Failed, Some(e.to_string()), journal);
+            }
             if failed && node.on_failure == OnFailure::Terminate {
-                result = RunResult::Failed;
-                break;
+                return finish(run, RunResult::Failed, None, journal);
             }
             current = match step.outlet {
                 Some(outlet) => workflow.next_from_condition(&node.identifier, outlet.as_deref()),
                 None => workflow.next(&node.identifier),
             };
         }
-        run.status = RunStatus::Completed;
-        run.result = Some(result);
-        run.finished_at = Some(now());
-        run
+        finish(run, RunResult::Success, None, journal)
     }
 
     async fn action_step(
@@ -226,6 +242,37 @@ impl Runtime {
             },
         }
     }
+}
+
+/// Completes the run with `result`; `error` (a store failure) is logged, as there is no node run
+/// to carry it.
+fn finish(
+    mut run: WorkflowRun,
+    result: RunResult,
+    error: Option<String>,
+    journal: &dyn RunJournal,
+) -> WorkflowRun {
+    if let Some(error) = error {
+        tracing::error!(run = %run.identifier, "{error}");
+    }
+    run.status = RunStatus::Completed;
+    run.result = Some(result);
+    run.finished_at = Some(now());
+    if let Err(e) = journal.run_finished(&run) {
+        tracing::error!(run = %run.identifier, "{e}");
+    }
+    run
+}
+
+/// The node after the last node run of `run` (the trigger's, for a new run), if the path goes on.
+fn next_after<'w>(workflow: &'w Workflow, run: &WorkflowRun) -> Option<&'w Node> {
+    let last = run.node_runs.last()?;
+    let node = workflow.node(&last.node)?;
+    if node.kind == NodeKind::Condition {
+        let outlet = last.output.get("outlet").and_then(Value::as_str);
+        return workflow.next_from_condition(&node.identifier, outlet);
+    }
+    workflow.next(&node.identifier)
 }
 
 impl Step {

@@ -4,6 +4,7 @@
 mod context;
 mod execute;
 mod ids;
+mod journal;
 mod manifest;
 mod registry;
 mod run;
@@ -14,9 +15,10 @@ use std::sync::Arc;
 
 pub use crate::config::NodeManifest;
 pub use ids::{new_node_run_id, new_run_id};
+pub use journal::{NoJournal, RunJournal};
 pub use manifest::load_dirs;
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
-pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun};
+pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
 pub use runtime::{RuntimeError, StateDir, check_custom_nodes};
 pub use secret_refs::{
     SecretRefError, SecretRefErrors, check_allowed, check_defined, check_manifests,

@@ -2,6 +2,7 @@
 
 pub mod canary;
 pub mod receiver;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

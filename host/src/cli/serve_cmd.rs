@@ -1,0 +1,63 @@
+//! `airlock serve`: loads what `run` loads, opens the store, and serves the API until SIGINT or
+//! SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::args::ServeArgs;
+use super::{Exit, failed, invalid, setup};
+use crate::api::{AdminToken, Api, TokenSource};
+use crate::engine::{self, StateDir};
+use crate::store::SqliteStore;
+
+pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
+    let policy = setup::load_policy(args.policy.as_deref())?;
+    let secrets = setup::load_secrets(args.secrets.as_deref())?;
+    let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
+    let state = StateDir::new(&args.state_dir);
+    let mut runtime = setup::runtime(&state, policy, secrets)?;
+    runtime.add_custom_nodes(manifests).map_err(invalid)?;
+    let store = SqliteStore::open(&state.runs()).map_err(failed)?;
+    let (admin, source) =
+        AdminToken::load(std::env::var("AIRLOCK_API_TOKEN").ok(), &state.0).map_err(failed)?;
+    match source {
+        TokenSource::Environment => eprintln!("airlock serve: admin token from AIRLOCK_API_TOKEN"),
+        TokenSource::Generated(path) => eprintln!(
+            "airlock serve: generated an admin token into {} (mode 0600)",
+            path.display()
+        ),
+        TokenSource::File(path) => {
+            eprintln!("airlock serve: admin token from {}", path.display())
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))
+        .map_err(failed)?;
+    let address = listener.local_addr().map_err(failed)?;
+    let api = Api::new(Arc::new(runtime), Arc::new(store), admin, state.audit());
+    let public_url = match args.public_url {
+        Some(url) => url.to_string(),
+        None => format!("http://{address}"),
+    };
+    println!("airlock serve: listening on http://{address} (public URL {public_url})");
+    axum::serve(listener, api.router())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving the API")
+        .map_err(failed)?;
+    Ok(0)
+}
+
+async fn shutdown() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,102 @@
+//! The durable store: workflows with their versions, runs and node runs as they move, and the
+//! hashes of async callback tokens. SQLite under the state dir is the embedded implementation;
+//! the engine and the API see only the [`Store`] trait, so another database can follow.
+
+mod schema;
+mod sqlite;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{RunJournal, RunStatus, WorkflowRun};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("run store {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("run store {path}: {what} is not readable: {source}")]
+    Corrupt {
+        path: String,
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error("run store {path}: schema version {found} is newer than this airlock knows ({known})")]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    /// A write for a run or node run that has already ended (cancelled, or completed by a
+    /// callback): the store keeps the first ending.
+    #[error("{0} is not in progress")]
+    NotInProgress(String),
+    #[error("workflow \"{0}\" already exists")]
+    WorkflowExists(String),
+    #[error("no workflow \"{0}\"")]
+    NoWorkflow(String),
+}
+
+/// One version of a stored workflow.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRecord {
+    pub identifier: String,
+    pub version: u32,
+    /// The workflow file as it was given.
+    pub source: Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Which runs to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+pub trait Store: RunJournal {
+    /// Version 1 of a new workflow (or the next version, when it was deleted before).
+    fn create_workflow(
+        &self,
+        identifier: &str,
+        source: &Value,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// The next version of an existing workflow.
+    fn update_workflow(
+        &self,
+        identifier: &str,
+        source: &Value,
+    ) -> Result<WorkflowRecord, StoreError>;
+    /// The latest version, or `version`. A deleted workflow's versions stay readable by version,
+    /// so its runs can still be explained.
+    fn workflow(
+        &self,
+        identifier: &str,
+        version: Option<u32>,
+    ) -> Result<Option<WorkflowRecord>, StoreError>;
+    /// The latest version of every workflow that is not deleted.
+    fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
+    /// False when there was no such workflow.
+    fn delete_workflow(&self, identifier: &str) -> Result<bool, StoreError>;
+
+    fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError>;
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<WorkflowRun>, StoreError>;
+    /// Ends an IN_PROGRESS run CANCELLED, with its IN_PROGRESS node runs, in one transaction.
+    /// False when the run was not in progress.
+    fn cancel_run(&self, identifier: &str) -> Result<bool, StoreError>;
+
+    /// Keeps the SHA-256 (hex) of the callback token of an async node run.
+    fn save_callback_token(&self, node_run: &str, token_sha256: &str) -> Result<(), StoreError>;
+    fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,612 @@
+//! [`Store`] on SQLite: one file under the state dir, WAL, one transaction per state change.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde_json::Value;
+
+use super::schema::{self, MigrationError};
+use super::{RunFilter, Store, StoreError, WorkflowRecord};
+use crate::engine::{NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
+use crate::time::now;
+
+pub struct SqliteStore {
+    path: String,
+    db: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let display = path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: display.clone(),
+            source,
+        };
+        let mut db = Connection::open(path).map_err(err)?;
+        // WAL: readers never block the writer. synchronous=NORMAL: a commit survives the
+        // process being killed (the WAL is in the OS's hands); only an OS crash can lose the
+        // last commits.
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
+        schema::migrate(&mut db).map_err(|e| match e {
+            MigrationError::Sqlite(source) => err(source),
+            MigrationError::TooNew(found) => StoreError::TooNew {
+                path: display.clone(),
+                found,
+                known: schema::CURRENT,
+            },
+        })?;
+        Ok(SqliteStore {
+            path: display,
+            db: Mutex::new(db),
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `change` in one transaction and commits it.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction().map_err(|e| self.sqlite(e))?;
+        let value = change(&tx).map_err(|e| self.sqlite(e))?;
+        tx.commit().map_err(|e| self.sqlite(e))?;
+        Ok(value)
+    }
+
+    fn new_version(
+        &self,
+        identifier: &str,
+        source: &Value,
+        must_exist: bool,
+    ) -> Result<WorkflowRecord, StoreError> {
+        let text = source.to_string();
+        let at = now();
+        let outcome = self.write(|tx| {
+            let existing: Option<(u32, bool, String)> = tx
+                .query_row(
+                    "SELECT latest_version, deleted, created_at FROM workflows WHERE identifier = ?1",
+                    [identifier],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+            let live = existing.as_ref().is_some_and(|(_, deleted, _)| !deleted);
+            if live != must_exist {
+                return Ok(None);
+            }
+            let version = existing.as_ref().map_or(1, |(latest, _, _)| latest + 1);
+            let created_at = match &existing {
+                Some((_, false, created)) => created.clone(),
+                _ => at.clone(),
+            };
+            tx.execute(
+                "INSERT INTO workflows (identifier, latest_version, deleted, created_at, updated_at)
+                 VALUES (?1, ?2, 0, ?3, ?4)
+                 ON CONFLICT (identifier) DO UPDATE SET
+                     latest_version = ?2, deleted = 0, created_at = ?3, updated_at = ?4",
+                params![identifier, version, created_at, at],
+            )?;
+            tx.execute(
+                "INSERT INTO workflow_versions (workflow, version, source, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![identifier, version, text, at],
+            )?;
+            Ok(Some((version, created_at)))
+        })?;
+        match outcome {
+            Some((version, created_at)) => Ok(WorkflowRecord {
+                identifier: identifier.to_owned(),
+                version,
+                source: source.clone(),
+                created_at,
+                updated_at: at,
+            }),
+            None if must_exist => Err(StoreError::NoWorkflow(identifier.to_owned())),
+            None => Err(StoreError::WorkflowExists(identifier.to_owned())),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        text: &str,
+    ) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.to_owned(),
+            source,
+        })
+    }
+
+    fn workflow_record(&self, row: StoredWorkflow) -> Result<WorkflowRecord, StoreError> {
+        Ok(WorkflowRecord {
+            source: self.parse(&format!("workflow \"{}\"", row.identifier), &row.source)?,
+            identifier: row.identifier,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    /// Reads the node runs of the run in `row` and assembles it.
+    fn assemble(&self, db: &Connection, row: StoredRun) -> Result<WorkflowRun, StoreError> {
+        let what = format!("run {}", row.identifier);
+        let mut statement = db
+            .prepare_cached(
+                "SELECT identifier, node, type, status, result, output, error, logs, attempts,
+                        created_at, duration_ms
+                 FROM node_runs WHERE run = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let stored: Vec<StoredNodeRun> = statement
+            .query_map([&row.identifier], StoredNodeRun::from_row)
+            .map_err(|e| self.sqlite(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sqlite(e))?;
+        let mut node_runs = Vec::with_capacity(stored.len());
+        for node_run in stored {
+            node_runs.push(NodeRun {
+                output: self.parse(&what, &node_run.output)?,
+                logs: self.parse(&what, &node_run.logs)?,
+                status: status_from(&node_run.status),
+                result: node_run.result.as_deref().map(result_from),
+                identifier: node_run.identifier,
+                node: node_run.node,
+                node_type: node_run.node_type,
+                error: node_run.error,
+                created_at: node_run.created_at,
+                duration_ms: node_run.duration_ms,
+                attempts: node_run.attempts,
+            });
+        }
+        let mut outputs = serde_json::Map::new();
+        for (i, node_run) in node_runs.iter().enumerate() {
+            if node_run.status != RunStatus::Completed {
+                continue;
+            }
+            if i == 0 {
+                outputs.insert("trigger".into(), node_run.output.clone());
+            }
+            outputs.insert(node_run.node.clone(), node_run.output.clone());
+        }
+        Ok(WorkflowRun {
+            trigger: self.parse(&what, &row.trigger)?,
+            status: status_from(&row.status),
+            result: row.result.as_deref().map(result_from),
+            identifier: row.identifier,
+            workflow: row.workflow,
+            workflow_version: row.workflow_version,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+            node_runs,
+            outputs,
+        })
+    }
+}
+
+const WORKFLOW_COLUMNS: &str = "w.identifier, v.version, v.source, w.created_at, v.created_at";
+const RUN_COLUMNS: &str =
+    "identifier, workflow, workflow_version, status, result, trigger, created_at, finished_at";
+
+struct StoredWorkflow {
+    identifier: String,
+    version: u32,
+    source: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl StoredWorkflow {
+    fn from_row(row: &Row) -> rusqlite::Result<StoredWorkflow> {
+        Ok(StoredWorkflow {
+            identifier: row.get(0)?,
+            version: row.get(1)?,
+            source: row.get(2)?,
+            created_at: row.get(3)?,
+            updated_at: row.get(4)?,
+        })
+    }
+}
+
+struct StoredRun {
+    identifier: String,
+    workflow: String,
+    workflow_version: Option<u32>,
+    status: String,
+    result: Option<String>,
+    trigger: String,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+impl StoredRun {
+    fn from_row(row: &Row) -> rusqlite::Result<StoredRun> {
+        Ok(StoredRun {
+            identifier: row.get(0)?,
+            workflow: row.get(1)?,
+            workflow_version: row.get(2)?,
+            status: row.get(3)?,
+            result: row.get(4)?,
+            trigger: row.get(5)?,
+            created_at: row.get(6)?,
+            finished_at: row.get(7)?,
+        })
+    }
+}
+
+struct StoredNodeRun {
+    identifier: String,
+    node: String,
+    node_type: String,
+    status: String,
+    result: Option<String>,
+    output: String,
+    error: Option<String>,
+    logs: String,
+    attempts: u32,
+    created_at: String,
+    duration_ms: u64,
+}
+
+impl StoredNodeRun {
+    fn from_row(row: &Row) -> rusqlite::Result<StoredNodeRun> {
+        Ok(StoredNodeRun {
+            identifier: row.get(0)?,
+            node: row.get(1)?,
+            node_type: row.get(2)?,
+            status: row.get(3)?,
+            result: row.get(4)?,
+            output: row.get(5)?,
+            error: row.get(6)?,
+            logs: row.get(7)?,
+            attempts: row.get(8)?,
+            created_at: row.get(9)?,
+            duration_ms: row.get(10)?,
+        })
+    }
+}
+
+fn status_text(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::InProgress => "IN_PROGRESS",
+        RunStatus::Completed => "COMPLETED",
+    }
+}
+
+fn status_from(text: &str) -> RunStatus {
+    match text {
+        "COMPLETED" => RunStatus::Completed,
+        _ => RunStatus::InProgress,
+    }
+}
+
+fn result_text(result: RunResult) -> &'static str {
+    match result {
+        RunResult::Success => "SUCCESS",
+        RunResult::Failed => "FAILED",
+        RunResult::Cancelled => "CANCELLED",
+    }
+}
+
+fn result_from(text: &str) -> RunResult {
+    match text {
+        "SUCCESS" => RunResult::Success,
+        "CANCELLED" => RunResult::Cancelled,
+        _ => RunResult::Failed,
+    }
+}
+
+fn run_in_progress(tx: &Transaction, run: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT status = 'IN_PROGRESS' FROM runs WHERE identifier = ?1",
+        [run],
+        |row| row.get(0),
+    )
+    .optional()
+    .map(|in_progress| in_progress.unwrap_or(false))
+}
+
+fn applied_or_ended(applied: bool, identifier: &str) -> Result<(), StoreError> {
+    if applied {
+        Ok(())
+    } else {
+        Err(StoreError::NotInProgress(identifier.to_owned()))
+    }
+}
+
+pub(super) fn insert_run(tx: &Transaction, run: &WorkflowRun) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO runs (identifier, workflow, workflow_version, status, result, trigger,
+                           created_at, updated_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            run.identifier,
+            run.workflow,
+            run.workflow_version,
+            status_text(run.status),
+            run.result.map(result_text),
+            run.trigger.to_string(),
+            run.created_at,
+            now(),
+            run.finished_at,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn insert_node_run(
+    tx: &Transaction,
+    run: &str,
+    seq: usize,
+    node_run: &NodeRun,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO node_runs (identifier, run, seq, node, type, status, result, output, error,
+                                logs, attempts, created_at, updated_at, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            node_run.identifier,
+            run,
+            seq as i64,
+            node_run.node,
+            node_run.node_type,
+            status_text(node_run.status),
+            node_run.result.map(result_text),
+            node_run.output.to_string(),
+            node_run.error,
+            Value::from(node_run.logs.clone()).to_string(),
+            node_run.attempts,
+            node_run.created_at,
+            now(),
+            node_run.duration_ms as i64,
+        ],
+    )?;
+    Ok(())
+}
+
+impl RunJournal for SqliteStore {
+    fn run_started(&self, run: &WorkflowRun) -> Result<(), StoreError> {
+        self.write(|tx| {
+            insert_run(tx, run)?;
+            for (seq, node_run) in run.node_runs.iter().enumerate() {
+                insert_node_run(tx, &run.identifier, seq, node_run)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn node_started(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+        let applied = self.write(|tx| {
+            if !run_in_progress(tx, &run.identifier)? {
+                return Ok(false);
+            }
+            insert_node_run(tx, &run.identifier, run.node_runs.len(), node_run)?;
+            Ok(true)
+        })?;
+        applied_or_ended(applied, &run.identifier)
+    }
+
+    fn node_finished(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+        let applied = self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE node_runs SET status = ?2, result = ?3, output = ?4, error = ?5, logs = ?6,
+                                      attempts = ?7, duration_ms = ?8, updated_at = ?9
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![
+                    node_run.identifier,
+                    status_text(node_run.status),
+                    node_run.result.map(result_text),
+                    node_run.output.to_string(),
+                    node_run.error,
+                    Value::from(node_run.logs.clone()).to_string(),
+                    node_run.attempts,
+                    node_run.duration_ms as i64,
+                    now(),
+                ],
+            )?;
+            Ok(changed == 1)
+        })?;
+        applied_or_ended(applied, &node_run.identifier)
+    }
+
+    fn run_finished(&self, run: &WorkflowRun) -> Result<(), StoreError> {
+        let applied = self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE runs SET status = ?2, result = ?3, finished_at = ?4, updated_at = ?5
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![
+                    run.identifier,
+                    status_text(run.status),
+                    run.result.map(result_text),
+                    run.finished_at,
+                    now(),
+                ],
+            )?;
+            Ok(changed == 1)
+        })?;
+        applied_or_ended(applied, &run.identifier)
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_workflow(
+        &self,
+        identifier: &str,
+        source: &Value,
+    ) -> Result<WorkflowRecord, StoreError> {
+        self.new_version(identifier, source, false)
+    }
+
+    fn update_workflow(
+        &self,
+        identifier: &str,
+        source: &Value,
+    ) -> Result<WorkflowRecord, StoreError> {
+        self.new_version(identifier, source, true)
+    }
+
+    fn workflow(
+        &self,
+        identifier: &str,
+        version: Option<u32>,
+    ) -> Result<Option<WorkflowRecord>, StoreError> {
+        let db = self.db();
+        let row = match version {
+            Some(version) => db.query_row(
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
+                     ON v.workflow = w.identifier WHERE w.identifier = ?1 AND v.version = ?2"
+                ),
+                params![identifier, version],
+                StoredWorkflow::from_row,
+            ),
+            None => db.query_row(
+                &format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
+                     ON v.workflow = w.identifier AND v.version = w.latest_version
+                     WHERE w.identifier = ?1 AND w.deleted = 0"
+                ),
+                [identifier],
+                StoredWorkflow::from_row,
+            ),
+        }
+        .optional()
+        .map_err(|e| self.sqlite(e))?;
+        drop(db);
+        row.map(|row| self.workflow_record(row)).transpose()
+    }
+
+    fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let rows: Vec<StoredWorkflow> = {
+            let db = self.db();
+            let mut statement = db
+                .prepare(&format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
+                     ON v.workflow = w.identifier AND v.version = w.latest_version
+                     WHERE w.deleted = 0 ORDER BY w.identifier"
+                ))
+                .map_err(|e| self.sqlite(e))?;
+            statement
+                .query_map([], StoredWorkflow::from_row)
+                .map_err(|e| self.sqlite(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.sqlite(e))?
+        };
+        rows.into_iter()
+            .map(|row| self.workflow_record(row))
+            .collect()
+    }
+
+    fn delete_workflow(&self, identifier: &str) -> Result<bool, StoreError> {
+        let at = now();
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE workflows SET deleted = 1, updated_at = ?2
+                 WHERE identifier = ?1 AND deleted = 0",
+                params![identifier, at],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
+        let db = self.db();
+        let row = db
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE identifier = ?1"),
+                [identifier],
+                StoredRun::from_row,
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        row.map(|row| self.assemble(&db, row)).transpose()
+    }
+
+    fn runs(&self, filter: &RunFilter) -> Result<Vec<WorkflowRun>, StoreError> {
+        let db = self.db();
+        let rows: Vec<StoredRun> = {
+            let mut statement = db
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs
+                     WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+                     ORDER BY created_at DESC, rowid DESC LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(|e| self.sqlite(e))?;
+            statement
+                .query_map(
+                    params![
+                        filter.workflow,
+                        filter.status.map(status_text),
+                        filter.limit as i64,
+                        filter.offset as i64
+                    ],
+                    StoredRun::from_row,
+                )
+                .map_err(|e| self.sqlite(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.sqlite(e))?
+        };
+        rows.into_iter()
+            .map(|row| self.assemble(&db, row))
+            .collect()
+    }
+
+    fn cancel_run(&self, identifier: &str) -> Result<bool, StoreError> {
+        let at = now();
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE runs SET status = 'COMPLETED', result = 'CANCELLED', finished_at = ?2,
+                                 updated_at = ?2
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![identifier, at],
+            )?;
+            tx.execute(
+                "UPDATE node_runs SET status = 'COMPLETED', result = 'CANCELLED', updated_at = ?2
+                 WHERE run = ?1 AND status = 'IN_PROGRESS'",
+                params![identifier, at],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn save_callback_token(&self, node_run: &str, token_sha256: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO callback_tokens (node_run, token_sha256) VALUES (?1, ?2)",
+                params![node_run, token_sha256],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT token_sha256 FROM callback_tokens WHERE node_run = ?1",
+                [node_run],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+}

@@ -1,0 +1,312 @@
+use serde_json::json;
+
+use super::*;
+use crate::engine::{NodeRun, RunResult, RunStatus, new_run};
+use crate::workflow::Workflow;
+
+fn workflow() -> Workflow {
+    let text = json!({
+        "identifier": "deploy",
+        "nodes": [
+            {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {"properties": {}}}},
+            {"identifier": "call", "config": {"type": "WEBHOOK", "url": "https://example.com/"}}
+        ],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "call"}]
+    });
+    Workflow::from_json(&text.to_string(), "test", &[]).unwrap()
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("runs.db")).unwrap()
+}
+
+/// Journals a run through every state change the engine makes, checking what a reader sees.
+#[test]
+fn every_state_change_is_readable_at_once_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let mut run = new_run(
+        &wf,
+        Some(3),
+        wf.node("trigger").unwrap(),
+        json!({"service": "api"}),
+    );
+    store.run_started(&run).unwrap();
+    let mut node_run = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_1".into(),
+        crate::time::now(),
+    );
+    store.node_started(&run, &node_run).unwrap();
+
+    let seen = store.run(&run.identifier).unwrap().expect("stored");
+    assert_eq!(seen.status, RunStatus::InProgress);
+    assert_eq!(seen.workflow_version, Some(3));
+    assert_eq!(seen.node_runs.len(), 2);
+    assert_eq!(seen.node_runs[1].status, RunStatus::InProgress);
+    assert_eq!(seen.outputs["trigger"]["service"], "api");
+    assert!(
+        seen.outputs.get("call").is_none(),
+        "no output before the node ends"
+    );
+
+    node_run.status = RunStatus::Completed;
+    node_run.result = Some(RunResult::Success);
+    node_run.output = json!({"response": {"status": 200}});
+    node_run.logs = vec![json!({"logLevel": "INFO", "log": "sent"})];
+    run.outputs.insert("call".into(), node_run.output.clone());
+    run.node_runs.push(node_run);
+    store.node_finished(&run, &run.node_runs[1]).unwrap();
+    run.status = RunStatus::Completed;
+    run.result = Some(RunResult::Success);
+    run.finished_at = Some(crate::time::now());
+    store.run_finished(&run).unwrap();
+    drop(store);
+
+    let store = open(&dir);
+    let back = store.run(&run.identifier).unwrap().expect("stored");
+    assert_eq!(back.result, Some(RunResult::Success));
+    assert_eq!(back.finished_at, run.finished_at);
+    assert_eq!(back.node_runs[1].output["response"]["status"], 200);
+    assert_eq!(back.node_runs[1].logs[0]["log"], "sent");
+    assert_eq!(back.outputs["call"]["response"]["status"], 200);
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&run).unwrap(),
+        "the stored run reads back as the engine built it"
+    );
+}
+
+#[test]
+fn runs_list_newest_first_with_filters_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({"i": i}));
+        run.created_at = format!("2026-01-0{}T00:00:00.000Z", i + 1);
+        store.run_started(&run).unwrap();
+        if i % 2 == 0 {
+            run.status = RunStatus::Completed;
+            run.result = Some(RunResult::Failed);
+            store.run_finished(&run).unwrap();
+        }
+        ids.push(run.identifier);
+    }
+    let all = store
+        .runs(&RunFilter {
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    let listed: Vec<_> = all.iter().map(|r| r.identifier.clone()).collect();
+    let newest_first: Vec<_> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first);
+    let page = store
+        .runs(&RunFilter {
+            limit: 2,
+            offset: 1,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].identifier, ids[3]);
+    let running = store
+        .runs(&RunFilter {
+            status: Some(RunStatus::InProgress),
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert_eq!(running.len(), 2);
+    let other = store
+        .runs(&RunFilter {
+            workflow: Some("other".into()),
+            limit: 10,
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+#[test]
+fn workflows_keep_every_version_and_deleting_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let v1 = store
+        .create_workflow("deploy", &json!({"title": "one"}))
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert!(matches!(
+        store.create_workflow("deploy", &json!({})),
+        Err(StoreError::WorkflowExists(_))
+    ));
+    assert!(matches!(
+        store.update_workflow("missing", &json!({})),
+        Err(StoreError::NoWorkflow(_))
+    ));
+    let v2 = store
+        .update_workflow("deploy", &json!({"title": "two"}))
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.created_at, v1.created_at);
+    let latest = store.workflow("deploy", None).unwrap().unwrap();
+    assert_eq!(latest.source["title"], "two");
+    let first = store.workflow("deploy", Some(1)).unwrap().unwrap();
+    assert_eq!(first.source["title"], "one");
+    store.create_workflow("audit", &json!({})).unwrap();
+    let names: Vec<_> = store
+        .workflows()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.identifier)
+        .collect();
+    assert_eq!(names, ["audit", "deploy"]);
+
+    assert!(store.delete_workflow("deploy").unwrap());
+    assert!(!store.delete_workflow("deploy").unwrap());
+    assert!(store.workflow("deploy", None).unwrap().is_none());
+    assert_eq!(
+        store.workflow("deploy", Some(2)).unwrap().unwrap().source["title"],
+        "two",
+        "a deleted workflow's versions explain its old runs"
+    );
+    let again = store
+        .create_workflow("deploy", &json!({"title": "three"}))
+        .unwrap();
+    assert_eq!(again.version, 3, "versions are never reused");
+}
+
+#[test]
+fn callback_tokens_are_kept_per_node_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({}));
+    store.run_started(&run).unwrap();
+    let node_run = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_cb".into(),
+        crate::time::now(),
+    );
+    store.node_started(&run, &node_run).unwrap();
+    store.save_callback_token("wfnr_cb", "ab12").unwrap();
+    assert_eq!(
+        store.callback_token("wfnr_cb").unwrap().as_deref(),
+        Some("ab12")
+    );
+    assert!(store.callback_token("wfnr_other").unwrap().is_none());
+    assert!(
+        store.save_callback_token("wfnr_unknown", "cd34").is_err(),
+        "a token belongs to an existing node run"
+    );
+}
+
+/// A state dir written by the first store (one JSON blob per run) is migrated in place.
+#[test]
+fn a_version_1_database_is_migrated_with_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let wf = workflow();
+    let mut run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({"x": 1}));
+    run.status = RunStatus::Completed;
+    run.result = Some(RunResult::Success);
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE workflow_runs (identifier TEXT PRIMARY KEY, workflow TEXT NOT NULL,
+             status TEXT NOT NULL, result TEXT, created_at TEXT NOT NULL, run TEXT NOT NULL);",
+        )
+        .unwrap();
+        db.execute(
+            "INSERT INTO workflow_runs VALUES (?1, 'deploy', 'COMPLETED', 'SUCCESS', ?2, ?3)",
+            rusqlite::params![
+                run.identifier,
+                run.created_at,
+                serde_json::to_string(&run).unwrap()
+            ],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let back = store.run(&run.identifier).unwrap().expect("migrated");
+    assert_eq!(back.result, Some(RunResult::Success));
+    assert_eq!(back.node_runs[0].output["x"], 1);
+    drop(store);
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: u32 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::CURRENT);
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_guessed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let error = SqliteStore::open(&path).err().expect("refused");
+    assert!(
+        matches!(error, StoreError::TooNew { found: 99, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn cancelling_ends_the_run_and_its_open_node_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({}));
+    store.run_started(&run).unwrap();
+    let node_run = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_c".into(),
+        crate::time::now(),
+    );
+    store.node_started(&run, &node_run).unwrap();
+    assert!(store.cancel_run(&run.identifier).unwrap());
+    assert!(!store.cancel_run(&run.identifier).unwrap(), "already ended");
+    let back = store.run(&run.identifier).unwrap().unwrap();
+    assert_eq!(back.result, Some(RunResult::Cancelled));
+    assert!(back.finished_at.is_some());
+    assert_eq!(
+        back.node_runs[0].result,
+        Some(RunResult::Success),
+        "finished nodes keep theirs"
+    );
+    assert_eq!(back.node_runs[1].result, Some(RunResult::Cancelled));
+
+    // A task that was aborted mid-write cannot undo the cancellation.
+    let mut late = node_run.clone();
+    late.status = RunStatus::Completed;
+    late.result = Some(RunResult::Success);
+    assert!(matches!(
+        store.node_finished(&run, &late),
+        Err(StoreError::NotInProgress(_))
+    ));
+    let mut finished = run.clone();
+    finished.status = RunStatus::Completed;
+    finished.result = Some(RunResult::Success);
+    assert!(matches!(
+        store.run_finished(&finished),
+        Err(StoreError::NotInProgress(_))
+    ));
+    let next = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_d".into(),
+        crate::time::now(),
+    );
+    assert!(matches!(
+        store.node_started(&run, &next),
+        Err(StoreError::NotInProgress(_))
+    ));
+    let back = store.run(&run.identifier).unwrap().unwrap();
+    assert_eq!(back.result, Some(RunResult::Cancelled));
+    assert_eq!(back.node_runs.len(), 2);
+}
