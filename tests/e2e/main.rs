@@ -4,6 +4,7 @@
 mod support;
 
 mod adversarial;
+mod async_webhooks;
 mod audit_tamper;
 mod custom_nodes;
 mod demo;

@@ -58,6 +58,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         trigger: None,
         secrets: Some(file("secrets.json")),
         json: false,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let state_dir = args.state_dir.clone();
     let (run, code) = run_cmd::execute(run_args).await?;

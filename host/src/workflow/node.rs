@@ -136,6 +136,7 @@ pub(super) fn parse(
             config_template: checked.template?,
             variables: variables?,
             on_failure: checked.on_failure?,
+            callback: checked.callback,
             outlets: checked.outlets?,
         })
     })();
