@@ -8,7 +8,7 @@
 //! (`poked`), so the driving task reads the run again before it lets go. No run is driven twice
 //! and no completion is left without a driver.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -158,10 +158,9 @@ impl Conductor {
         workflow: Arc<Workflow>,
         run: WorkflowRun,
     ) -> Result<(), StoreError> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.journal(cancel.clone()).run_started(&run)?;
+        self.store.run_started(&run)?;
         let mut live = lock(&self.live);
-        self.spawn_driver(&mut live, workflow, run, cancel);
+        self.spawn_driver(&mut live, workflow, run, Resume::Drive);
         Ok(())
     }
 
@@ -172,19 +171,20 @@ impl Conductor {
         live: &mut HashMap<String, LiveRun>,
         workflow: Arc<Workflow>,
         run: WorkflowRun,
-        cancel: Arc<AtomicBool>,
+        how: Resume,
     ) {
         let identifier = run.identifier.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
         let conductor = self.clone();
         let journal = self.journal(cancel.clone());
+        let runtime = self.runtime.clone();
         let task = tokio::spawn(async move {
-            let mut run = run;
-            loop {
-                run = conductor.runtime.drive(&workflow, run, &journal).await;
-                match conductor.let_go(&run) {
-                    Some(again) => run = again,
-                    None => break,
-                }
+            let mut run = match how {
+                Resume::Drive => runtime.drive(&workflow, run, &journal).await,
+                Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
+            };
+            while let Some(again) = conductor.let_go(&run) {
+                run = runtime.drive(&workflow, again, &journal).await;
             }
         });
         live.insert(
@@ -235,7 +235,7 @@ impl Conductor {
             return Ok(());
         }
         let workflow = self.workflow_of(&run)?;
-        self.spawn_driver(&mut live, workflow, run, Arc::new(AtomicBool::new(false)));
+        self.spawn_driver(&mut live, workflow, run, Resume::Drive);
         Ok(())
     }
 
@@ -419,16 +419,62 @@ impl Conductor {
         });
     }
 
-    /// Sets the timers of node runs that wait for callbacks (after a restart).
-    pub fn restore_timers(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let waiting = self.store.waiting_callbacks()?;
-        for callback in &waiting {
+    /// After a restart, every IN_PROGRESS run goes on: a node run waiting for its callback keeps
+    /// waiting (its timer set again, its token still good); one cut off mid-request is sent again
+    /// or fails (see `Runtime::resume_interrupted`); a run between nodes goes on.
+    pub fn recover(self: &Arc<Self>) -> Result<Recovered, StoreError> {
+        let mut recovered = Recovered::default();
+        let mut waiting = HashSet::new();
+        for callback in self.store.waiting_callbacks()? {
             if let Some(deadline) = callback.deadline_ms {
                 self.time_out_at(callback.node_run.clone(), deadline);
             }
+            waiting.insert(callback.node_run);
         }
-        Ok(waiting.len())
+        for wfr in self.store.runs_in_progress()? {
+            let Some(run) = self.store.run(&wfr)? else {
+                continue;
+            };
+            let cut = run
+                .node_runs
+                .last()
+                .filter(|last| last.status == RunStatus::InProgress);
+            if cut.is_some_and(|last| waiting.contains(&last.identifier)) {
+                recovered.waiting += 1;
+                continue;
+            }
+            let how = match cut {
+                Some(_) => Resume::Interrupted,
+                None => Resume::Drive,
+            };
+            match self.workflow_of(&run) {
+                Ok(workflow) => {
+                    recovered.resumed += 1;
+                    self.spawn_driver(&mut lock(&self.live), workflow, run, how);
+                }
+                Err(e) => tracing::warn!(run = %wfr, "not resumed: {e}"),
+            }
+        }
+        Ok(recovered)
     }
+}
+
+/// How a driving task starts.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// From the run's last completed node run.
+    Drive,
+    /// The last node run was cut off mid-request by a crash.
+    Interrupted,
+}
+
+/// What `recover` found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Runs driven on (between nodes, or with a node run cut off mid-request).
+    pub resumed: usize,
+    /// Runs whose node run waits for its callback.
+    pub waiting: usize,
 }
 
 fn completed(wfnr: &str) -> ConductorError {
@@ -447,6 +493,9 @@ impl RunJournal for Tracked {
     }
     fn node_started(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         self.conductor.store.node_started(run, node_run)
+    }
+    fn node_restarted(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+        self.conductor.store.node_restarted(run, node_run)
     }
     fn node_finished(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         self.conductor.store.node_finished(run, node_run)?;

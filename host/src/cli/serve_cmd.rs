@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use super::args::ServeArgs;
 use super::{Exit, failed, invalid, setup};
 use crate::api::{AdminToken, Api, Metrics, TokenSource};
-use crate::conductor::Conductor;
+use crate::conductor::{Conductor, Recovered};
 use crate::engine::{self, StateDir};
 use crate::store::SqliteStore;
 
@@ -44,9 +44,12 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     runtime.callback_base = Some(public_url.clone());
     let metrics = Arc::new(Metrics::default());
     let conductor = Conductor::new(Arc::new(runtime), Arc::new(store), metrics.clone());
-    let waiting = conductor.restore_timers().map_err(failed)?;
-    if waiting > 0 {
-        eprintln!("airlock serve: {waiting} node runs wait for their callbacks");
+    let recovered = conductor.recover().map_err(failed)?;
+    if recovered != Recovered::default() {
+        eprintln!(
+            "airlock serve: resumed {} runs; {} wait for callbacks",
+            recovered.resumed, recovered.waiting
+        );
     }
     let api = Api::new(conductor, Some(admin), state.audit(), metrics);
     println!("airlock serve: listening on http://{address} (public URL {public_url})");

@@ -89,13 +89,70 @@ impl Runtime {
     pub async fn drive(
         &self,
         workflow: &Workflow,
-        mut run: WorkflowRun,
+        run: WorkflowRun,
         journal: &dyn RunJournal,
     ) -> WorkflowRun {
         if run.status == RunStatus::Completed {
             return run;
         }
-        let mut after = resume_point(workflow, &run);
+        let after = resume_point(workflow, &run);
+        self.walk(workflow, run, after, journal).await
+    }
+
+    /// Goes on with a run whose last node run was cut off by a crash while it ran (its request
+    /// may or may not have reached the server): a WEBHOOK with an idempotent method is sent again
+    /// (the same node run, one more attempt); anything else fails, saying why, and the run
+    /// follows `onFailure`.
+    pub async fn resume_interrupted(
+        &self,
+        workflow: &Workflow,
+        mut run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        let Some(mut cut) = run
+            .node_runs
+            .pop_if(|last| last.status == RunStatus::InProgress)
+        else {
+            return self.drive(workflow, run, journal).await;
+        };
+        let Some(node) = workflow.node(&cut.node) else {
+            let error = format!("the workflow has no node \"{}\"", cut.node);
+            run.node_runs.push(cut);
+            return finish(run, RunResult::Failed, Some(error), journal);
+        };
+        let after = match resend_method(node) {
+            Ok(_) => {
+                cut.attempts += 1;
+                match journal.node_restarted(&run, &cut) {
+                    Ok(()) => {
+                        self.execute_node(workflow, node, &mut run, cut, journal)
+                            .await
+                    }
+                    Err(e) => fail_node(&mut run, cut, e.to_string()),
+                }
+            }
+            Err(why) => {
+                let error = format!(
+                    "interrupted: airlock stopped while this node run was in flight, and it was not sent again because {why}"
+                );
+                cut.fail(error, cut.duration_ms);
+                match journal.node_finished(&run, &cut) {
+                    Ok(()) => record(workflow, &mut run, cut),
+                    Err(e) => fail_node(&mut run, cut, e.to_string()),
+                }
+            }
+        };
+        self.walk(workflow, run, after, journal).await
+    }
+
+    /// Follows `after` from node to node until the run ends or waits.
+    async fn walk<'w>(
+        &self,
+        workflow: &'w Workflow,
+        mut run: WorkflowRun,
+        mut after: After<'w>,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
         loop {
             let node = match after {
                 After::Next(Some(node)) => node,
@@ -124,6 +181,19 @@ impl Runtime {
             run.node_runs.push(node_run);
             return After::End(RunResult::Failed, None);
         }
+        self.execute_node(workflow, node, run, node_run, journal)
+            .await
+    }
+
+    /// Runs the started `node_run` of `node` and records how it ended.
+    async fn execute_node<'w>(
+        &self,
+        workflow: &'w Workflow,
+        node: &'w Node,
+        run: &mut WorkflowRun,
+        mut node_run: NodeRun,
+        journal: &dyn RunJournal,
+    ) -> After<'w> {
         let started = Instant::now();
         let mut bindings = Bindings::new(self.secrets.clone());
         let ctx = node_context(workflow, run, &node_run, &bindings);
@@ -371,6 +441,26 @@ fn record<'w>(workflow: &'w Workflow, run: &mut WorkflowRun, completed: NodeRun)
     match run.node_runs.last() {
         Some(last) => after(workflow, last),
         None => After::End(RunResult::Failed, None),
+    }
+}
+
+/// Why a node run cut off mid-request may not be sent again: only a WEBHOOK says what its request
+/// is, and only GET, HEAD, PUT, DELETE and OPTIONS mean the same when sent twice.
+fn resend_method(node: &Node) -> Result<&str, String> {
+    if node.kind != NodeKind::Webhook {
+        return Err(format!(
+            "a {} node's requests are not known to be idempotent",
+            node.kind.type_name()
+        ));
+    }
+    let method = node
+        .config
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("POST");
+    match method {
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" => Ok(method),
+        other => Err(format!("{other} is not idempotent")),
     }
 }
 

@@ -9,6 +9,9 @@ pub trait RunJournal: Send + Sync {
     fn run_started(&self, run: &WorkflowRun) -> Result<(), StoreError>;
     /// `node_run` is IN_PROGRESS (its request has not left yet).
     fn node_started(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError>;
+    /// `node_run`, cut off by a crash, is run again: one more attempt (its old callback token,
+    /// if any, is void).
+    fn node_restarted(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError>;
     /// `node_run` has its status, result, output, error and logs.
     fn node_finished(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError>;
     /// `node_run` (an asynchronous webhook's) will wait for a callback: keep the token's hash and
@@ -51,6 +54,9 @@ impl RunJournal for NoJournal {
         Ok(())
     }
     fn node_started(&self, _: &WorkflowRun, _: &NodeRun) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn node_restarted(&self, _: &WorkflowRun, _: &NodeRun) -> Result<(), StoreError> {
         Ok(())
     }
     fn node_finished(&self, _: &WorkflowRun, _: &NodeRun) -> Result<(), StoreError> {

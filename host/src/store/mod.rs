@@ -101,7 +101,10 @@ pub trait Store: RunJournal {
     fn node_run_owner(&self, node_run: &str) -> Result<Option<String>, StoreError>;
     /// Appends `logs` to an IN_PROGRESS node run; false when it is not in progress.
     fn append_logs(&self, node_run: &str, logs: &[Value]) -> Result<bool, StoreError>;
-    /// Every node run that waits for its callback (IN_PROGRESS, with a token), oldest first.
+    /// Every IN_PROGRESS run, oldest first (to resume them after a restart).
+    fn runs_in_progress(&self) -> Result<Vec<String>, StoreError>;
+    /// Every node run that waits for its callback (IN_PROGRESS, its request answered), oldest
+    /// first.
     fn waiting_callbacks(&self) -> Result<Vec<WaitingCallback>, StoreError>;
 }
 

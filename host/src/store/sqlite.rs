@@ -411,6 +411,22 @@ impl RunJournal for SqliteStore {
         applied_or_ended(applied, &run.identifier)
     }
 
+    fn node_restarted(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+        let applied = self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE node_runs SET attempts = ?2, updated_at = ?3
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![node_run.identifier, node_run.attempts, now()],
+            )?;
+            tx.execute(
+                "DELETE FROM callback_tokens WHERE node_run = ?1",
+                [&node_run.identifier],
+            )?;
+            Ok(changed == 1)
+        })?;
+        applied_or_ended(applied, &node_run.identifier)
+    }
+
     fn node_finished(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         let applied = self.write(|tx| {
             let changed = tx.execute(
@@ -471,6 +487,10 @@ impl RunJournal for SqliteStore {
                 ],
             )?;
             if changed == 1 {
+                tx.execute(
+                    "UPDATE callback_tokens SET accepted = 1 WHERE node_run = ?1",
+                    [&node_run.identifier],
+                )?;
                 return Ok(None);
             }
             tx.query_row(
@@ -703,13 +723,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn runs_in_progress(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare("SELECT identifier FROM runs WHERE status = 'IN_PROGRESS' ORDER BY created_at")
+            .map_err(|e| self.sqlite(e))?;
+        statement
+            .query_map([], |row| row.get(0))
+            .map_err(|e| self.sqlite(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sqlite(e))
+    }
+
     fn waiting_callbacks(&self) -> Result<Vec<WaitingCallback>, StoreError> {
         let db = self.db();
         let mut statement = db
             .prepare(
                 "SELECT n.run, c.node_run, c.deadline_ms FROM callback_tokens c
                  JOIN node_runs n ON n.identifier = c.node_run
-                 WHERE n.status = 'IN_PROGRESS' ORDER BY n.created_at",
+                 WHERE n.status = 'IN_PROGRESS' AND c.accepted = 1 ORDER BY n.created_at",
             )
             .map_err(|e| self.sqlite(e))?;
         statement
