@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod conductor;
 pub mod config;
 pub mod demo_receiver;
 pub mod egress;

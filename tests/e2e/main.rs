@@ -4,7 +4,9 @@
 mod support;
 
 mod adversarial;
+mod async_webhooks;
 mod audit_tamper;
+mod crash;
 mod custom_nodes;
 mod demo;
 mod flow;

@@ -23,9 +23,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         )));
     }
     let expected_token = demo_token(&file("secrets.json")).map_err(invalid)?;
-    let addr = demo_receiver::start(expected_token)
-        .await
-        .map_err(failed)?;
+    let addr = demo_receiver::start(expected_token).await.map_err(failed)?;
     println!("receiver listening on http://{addr}\n");
 
     let mut inputs: Value = serde_json::from_str(
@@ -47,6 +45,7 @@ pub(crate) async fn demo(args: DemoArgs) -> Result<u8, Exit> {
         trigger: None,
         secrets: Some(file("secrets.json")),
         json: false,
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let state_dir = args.state_dir.clone();
     let (run, code) = run_cmd::execute(run_args).await?;

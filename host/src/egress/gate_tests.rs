@@ -868,7 +868,10 @@ async fn a_body_with_a_handle_and_two_content_types_is_refused() {
     // and case do not change how a value is escaped.
     req.body = Some(b"{}".to_vec());
     setup.send(req.clone()).await.expect("no handle: sent");
-    req.headers = vec![("Content-Type".into(), " Application/JSON; charset=utf-8".into())];
+    req.headers = vec![(
+        "Content-Type".into(),
+        " Application/JSON; charset=utf-8".into(),
+    )];
     req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
     setup.send(req).await.expect("one content type: sent");
     let received = server.received.lock().expect("lock")[1].clone();

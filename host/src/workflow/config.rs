@@ -4,12 +4,12 @@ use serde_json::{Map, Value};
 
 use super::error::{Problems, child, index};
 use super::fields::{Fields, describe};
-use super::model::{NodeKind, OnFailure, Outlet};
+use super::model::{Callback, NodeKind, OnFailure, Outlet};
 use super::{identifier, webhook};
 use crate::template::{Expr, Template};
 
 /// Config keys the host consumes itself; they are never passed to the node component.
-pub const HOST_KEYS: &[&str] = &["type", "onFailure"];
+pub const HOST_KEYS: &[&str] = &["type", "onFailure", "onTimeout"];
 
 /// A `.outputs.X` reference found at `path`, checked against the graph later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub(super) struct CheckedConfig {
     pub template: Option<Template>,
     pub on_failure: Option<OnFailure>,
     pub outlets: Option<Vec<Outlet>>,
+    /// Set for an asynchronous WEBHOOK.
+    pub callback: Option<Callback>,
     pub references: Vec<Reference>,
 }
 
@@ -34,8 +36,9 @@ pub(super) fn check(
     let on_failure = on_failure(config, problems);
     let mut references = Vec::new();
     let mut outlets = Some(Vec::new());
+    let mut callback = None;
     match kind {
-        NodeKind::Webhook => webhook::check(config, problems),
+        NodeKind::Webhook => callback = webhook::check(config, problems),
         NodeKind::Condition => outlets = condition_outlets(config, &mut references, problems),
         NodeKind::SelfServeTrigger => user_inputs(config, problems),
         NodeKind::EventTrigger => {
@@ -56,6 +59,7 @@ pub(super) fn check(
         template,
         on_failure,
         outlets,
+        callback,
         references,
     }
 }

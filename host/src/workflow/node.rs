@@ -87,8 +87,8 @@ pub(super) fn parse(
     fields.array("links", problems);
 
     let config_path = fields.path_of("config");
-    let config = config_object(&fields, problems)
-        .map(|config| Fields::new(config, &config_path, name));
+    let config =
+        config_object(&fields, problems).map(|config| Fields::new(config, &config_path, name));
     let kind = config
         .as_ref()
         .and_then(|config| kind(config, custom_types, problems));
@@ -126,6 +126,7 @@ pub(super) fn parse(
             config_template: checked.template?,
             variables: variables?,
             on_failure: checked.on_failure?,
+            callback: checked.callback,
             outlets: checked.outlets?,
         })
     })();
@@ -133,7 +134,10 @@ pub(super) fn parse(
 }
 
 /// The node's `config`, which must be an object.
-fn config_object<'a>(fields: &Fields<'a>, problems: &mut Problems) -> Option<&'a Map<String, Value>> {
+fn config_object<'a>(
+    fields: &Fields<'a>,
+    problems: &mut Problems,
+) -> Option<&'a Map<String, Value>> {
     let problem = match fields.get("config") {
         Some(Value::Object(config)) => return Some(config),
         Some(_) => "\"config\" must be an object",
