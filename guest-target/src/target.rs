@@ -147,6 +147,9 @@ pub fn ensure_from_build_script() {
     let Some(toolchain) = Toolchain::of_this_build() else {
         return;
     };
+    // This crate's build script and host/build.rs can run at the same moment; two concurrent
+    // `rustup target add` runs make one of them fail. The second waits and finds it installed.
+    let _installing = install_lock();
     match ensure(&toolchain, run_command) {
         Ok(Found::Present) => {}
         Ok(Found::Installed { command }) => {
@@ -166,6 +169,20 @@ pub fn ensure_from_build_script() {
         "cargo:rerun-if-changed={}",
         toolchain.target_libdir().display()
     );
+}
+
+/// An exclusive lock on a file in the temp dir, held while the target is checked and
+/// installed; `None` (no lock, only a lost race) when the file cannot be opened or locked.
+fn install_lock() -> Option<std::fs::File> {
+    let path = std::env::temp_dir().join(format!("airlock-{GUEST_TARGET}-install.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 #[cfg(test)]

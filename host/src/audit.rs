@@ -12,6 +12,7 @@ mod verify;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -101,6 +102,9 @@ pub enum AuditError {
         line: usize,
         reason: String,
     },
+    /// Writing the batch a record was in failed.
+    #[error(transparent)]
+    Batch(Arc<AuditError>),
     /// `seq` is the broken record's own seq, or the seq expected at that line when unreadable.
     #[error("audit chain broken at line {line} (seq {seq}): {reason}")]
     VerifyFailed {
@@ -145,7 +149,8 @@ struct Writer {
 /// A record waiting for the writer thread, and who to tell once it is on disk.
 struct Pending {
     record: AuditRecord,
-    written: tokio::sync::oneshot::Sender<Result<(), String>>,
+    /// A failed batch fails every record in it: the error is shared.
+    written: tokio::sync::oneshot::Sender<Result<(), Arc<AuditError>>>,
 }
 
 /// The most bytes a text field of a record keeps: a node cannot grow the log by a megabyte per
@@ -229,7 +234,7 @@ impl AuditLog {
                     batch.extend(pending.try_iter().take(MAX_BATCH - 1));
                     let (records, waiters): (Vec<_>, Vec<_>) =
                         batch.into_iter().map(|p| (p.record, p.written)).unzip();
-                    let outcome = writer.write_batch(records).map_err(|e| e.to_string());
+                    let outcome = writer.write_batch(records).map_err(Arc::new);
                     for waiter in waiters {
                         let _ = waiter.send(outcome.clone());
                     }
@@ -262,10 +267,7 @@ impl AuditLog {
         let (written, done) = tokio::sync::oneshot::channel();
         self.enqueue(Pending { record, written })?;
         let outcome = done.await.map_err(|_| self.writer_gone())?;
-        outcome.map_err(|reason| AuditError::Io {
-            path: self.path.display().to_string(),
-            source: std::io::Error::other(reason),
-        })
+        outcome.map_err(AuditError::Batch)
     }
 
     /// [`AuditLog::append`] for code outside an async runtime.
@@ -273,10 +275,7 @@ impl AuditLog {
         let (written, done) = tokio::sync::oneshot::channel();
         self.enqueue(Pending { record, written })?;
         let outcome = done.blocking_recv().map_err(|_| self.writer_gone())?;
-        outcome.map_err(|reason| AuditError::Io {
-            path: self.path.display().to_string(),
-            source: std::io::Error::other(reason),
-        })
+        outcome.map_err(AuditError::Batch)
     }
 
     fn writer_gone(&self) -> AuditError {

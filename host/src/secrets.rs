@@ -283,11 +283,33 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 
 #[derive(Clone)]
 struct Binding {
-    /// Index into the store's secrets.
-    secret: usize,
+    secret: Held,
     handle: String,
     /// Whether the gate may reveal it: only secrets the node's own config referenced.
     usable: bool,
+}
+
+/// Where a bound secret's value lives.
+#[derive(Clone)]
+enum Held {
+    /// Index into the store's secrets.
+    Loaded(usize),
+    /// A value made for one node run only (an async webhook's callback token).
+    Own(Arc<Secret>),
+}
+
+/// A callback token bound in one node run: the handle its request carries (the gate swaps it for
+/// the token), and the token's SHA-256 in hex, which is all the store keeps.
+#[derive(Debug, Clone)]
+pub struct BoundToken {
+    pub handle: String,
+    pub sha256: String,
+}
+
+/// SHA-256 (hex) of a presented token, to compare with a stored [`BoundToken::sha256`].
+pub fn token_sha256(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
 /// Per node run: a random opaque handle per secret. Templates see handles (via
@@ -310,20 +332,44 @@ impl fmt::Debug for Bindings {
 impl Bindings {
     pub fn new(store: Arc<SecretStore>) -> Bindings {
         let bound = (0..store.secrets.len())
-            .map(|secret| {
-                let random: [u8; HANDLE_HEX_LEN / 2] = rand::random();
-                Binding {
-                    secret,
-                    handle: format!("__airlock_secret_{}__", hex::encode(random)),
-                    usable: true,
-                }
+            .map(|secret| Binding {
+                secret: Held::Loaded(secret),
+                handle: new_handle(),
+                usable: true,
             })
             .collect();
         Bindings { store, bound }
     }
 
-    fn name(&self, binding: &Binding) -> &str {
-        &self.store.secrets[binding.secret].name
+    /// Makes a random token under the secret name `name` for this node run only: its requests
+    /// reveal it where its handle sits (so the node never holds it), and every scrub masks it as
+    /// `[secret:NAME]`.
+    pub fn bind_token(&mut self, name: &str) -> BoundToken {
+        let random: [u8; 32] = rand::random();
+        let token = Zeroizing::new(hex::encode(random));
+        let sha256 = token_sha256(&token);
+        let handle = new_handle();
+        self.bound.push(Binding {
+            secret: Held::Own(Arc::new(Secret {
+                name: name.to_owned(),
+                value: SecretString::from(token.as_str()),
+                label: format!("[secret:{name}]"),
+            })),
+            handle: handle.clone(),
+            usable: true,
+        });
+        BoundToken { handle, sha256 }
+    }
+
+    fn secret<'s>(&'s self, binding: &'s Binding) -> &'s Secret {
+        match &binding.secret {
+            Held::Loaded(index) => &self.store.secrets[*index],
+            Held::Own(secret) => secret,
+        }
+    }
+
+    fn name<'s>(&'s self, binding: &'s Binding) -> &'s str {
+        &self.secret(binding).name
     }
 
     /// {"name": "<handle>", ...} — what `.secrets` is in the template context.
@@ -402,10 +448,20 @@ impl Bindings {
     /// `[secret:NAME]`, and so does every echo of every secret value.
     pub fn scrub(&self, text: &str) -> String {
         let masked = self.mask(text);
-        match self.store.redact_str(&masked) {
+        let mut scrubbed = match self.store.redact_str(&masked) {
             Cow::Borrowed(_) => masked,
             Cow::Owned(redacted) => redacted,
+        };
+        for binding in &self.bound {
+            if let Held::Own(own) = &binding.secret {
+                scrubbed = replace_ascii_case_insensitive(
+                    &scrubbed,
+                    own.value.expose_secret(),
+                    &own.label,
+                );
+            }
         }
+        scrubbed
     }
 
     /// `scrub` over every string, key and number of a JSON value.
@@ -422,7 +478,7 @@ impl Bindings {
         let mut at = 0;
         for (pos, index) in self.handles_in(text.as_bytes(), false) {
             out.push_str(&text[at..pos]);
-            out.push_str(&self.store.secrets[self.bound[index].secret].label);
+            out.push_str(&self.secret(&self.bound[index]).label);
             at = pos + HANDLE_LEN;
         }
         out.push_str(&text[at..]);
@@ -434,9 +490,7 @@ impl Bindings {
     }
 
     fn value(&self, index: usize) -> &str {
-        self.store.secrets[self.bound[index].secret]
-            .value
-            .expose_secret()
+        self.secret(&self.bound[index]).value.expose_secret()
     }
 
     /// (byte offset, index into `bound`) of every bound handle in `text`, in order.
@@ -468,6 +522,34 @@ impl Bindings {
             None
         })
     }
+}
+
+fn new_handle() -> String {
+    let random: [u8; HANDLE_HEX_LEN / 2] = rand::random();
+    format!("__airlock_secret_{}__", hex::encode(random))
+}
+
+/// `text` with every occurrence of `value` (ASCII case ignored: a token is hex, which a receiver
+/// may echo in upper case) replaced by `label`.
+fn replace_ascii_case_insensitive(text: &str, value: &str, label: &str) -> String {
+    if value.is_empty() || text.len() < value.len() {
+        return text.to_owned();
+    }
+    let (haystack, needle) = (text.as_bytes(), value.as_bytes());
+    let mut out = String::with_capacity(text.len());
+    let (mut at, mut i) = (0, 0);
+    while i + needle.len() <= haystack.len() {
+        if haystack[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            out.push_str(&text[at..i]);
+            out.push_str(label);
+            i += needle.len();
+            at = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 impl Encoding {

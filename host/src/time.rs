@@ -5,3 +5,8 @@
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// Now as Unix milliseconds (callback deadlines).
+pub fn unix_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}

@@ -155,10 +155,10 @@ fn reference_to_a_node_that_runs_later() {
 }
 
 #[test]
-fn async_webhook_not_supported_yet() {
+fn on_timeout_belongs_to_asynchronous_webhooks() {
     refused(
-        |wf| wf["nodes"][1]["config"]["synchronized"] = json!(false),
-        &["synchronized", "not supported"],
+        |wf| wf["nodes"][1]["config"]["onTimeout"] = json!("continue"),
+        &["onTimeout", "asynchronous webhooks (synchronized: false)"],
     );
 }
 

@@ -4,8 +4,10 @@
 mod support;
 
 mod adversarial;
+mod async_webhooks;
 mod audit_tamper;
 mod authoring;
+mod crash;
 mod custom_nodes;
 mod demo;
 mod examples;

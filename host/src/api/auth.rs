@@ -110,7 +110,7 @@ impl FromRequestParts<Arc<Api>> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Admin, ApiError> {
         match bearer(parts) {
-            Some(token) if api.admin.accepts(token) => Ok(Admin),
+            Some(token) if api.accepts_admin(token) => Ok(Admin),
             Some(_) => Err(ApiError::Unauthorized(
                 "the bearer token is not valid".into(),
             )),
@@ -118,5 +118,29 @@ impl FromRequestParts<Arc<Api>> for Admin {
                 "this route needs Authorization: Bearer <admin token>".into(),
             )),
         }
+    }
+}
+
+/// A callback's credentials: its bearer token, and whether that is the admin token.
+pub struct Bearer {
+    pub token: Option<String>,
+    pub admin: bool,
+}
+
+impl FromRequestParts<Arc<Api>> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Bearer, ApiError> {
+        let token = bearer(parts).map(str::to_owned);
+        let admin = token.as_deref().is_some_and(|t| api.accepts_admin(t));
+        Ok(Bearer { token, admin })
+    }
+}
+
+impl Api {
+    fn accepts_admin(&self, token: &str) -> bool {
+        self.admin
+            .as_ref()
+            .is_some_and(|admin| admin.accepts(token))
     }
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::conductor::ConductorError;
 use crate::store::StoreError;
 use crate::workflow::{Problem, WorkflowError};
 
@@ -13,6 +14,8 @@ use crate::workflow::{Problem, WorkflowError};
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -50,6 +53,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
@@ -60,6 +64,19 @@ impl ApiError {
             ApiError::Store(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
+        }
+    }
+}
+
+impl From<ConductorError> for ApiError {
+    fn from(error: ConductorError) -> ApiError {
+        match error {
+            ConductorError::NotFound(m) => ApiError::NotFound(m),
+            ConductorError::Conflict(m) => ApiError::Conflict(m),
+            ConductorError::Forbidden(m) => ApiError::Forbidden(m),
+            ConductorError::Unauthorized(m) => ApiError::Unauthorized(m),
+            ConductorError::Store(e) => ApiError::Store(e),
+            ConductorError::Workflow(e) => e.into(),
         }
     }
 }

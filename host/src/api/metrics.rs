@@ -10,9 +10,10 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{Api, lock};
+use super::Api;
 use crate::audit::{AuditRecord, Decision};
-use crate::engine::RunResult;
+use crate::conductor::{RunObserver, lock};
+use crate::engine::{NodeRun, RunResult, WorkflowRun};
 
 /// Upper bounds (seconds) of the request latency histogram.
 const BUCKETS: &[f64] = &[
@@ -20,7 +21,7 @@ const BUCKETS: &[f64] = &[
 ];
 
 #[derive(Default)]
-pub(super) struct Metrics {
+pub struct Metrics {
     counters: Mutex<Counters>,
 }
 
@@ -40,6 +41,15 @@ fn result_label(result: Option<RunResult>) -> &'static str {
         Some(RunResult::Failed) => "FAILED",
         Some(RunResult::Cancelled) => "CANCELLED",
         None => "NONE",
+    }
+}
+
+impl RunObserver for Metrics {
+    fn node_finished(&self, node_run: &NodeRun) {
+        self.node_run(&node_run.node_type, node_run.result);
+    }
+    fn run_finished(&self, run: &WorkflowRun) {
+        self.run(run.result);
     }
 }
 

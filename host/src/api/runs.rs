@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -13,7 +12,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::auth::Admin;
-use super::{Api, ApiError, lock};
+use super::{Api, ApiError};
 use crate::cli::inputs::check_user_inputs;
 use crate::engine::{RunStatus, WorkflowRun};
 use crate::store::RunFilter;
@@ -142,7 +141,7 @@ fn require_secrets(api: &Api, workflow: &Workflow) -> Result<(), ApiError> {
     })
 }
 
-fn answer(run: &WorkflowRun) -> Json<Value> {
+pub(super) fn answer(run: &WorkflowRun) -> Json<Value> {
     Json(json!({ "ok": true, "workflowRun": run }))
 }
 
@@ -160,7 +159,7 @@ pub(super) async fn create(
         .store
         .workflow(&id, None)?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow \"{id}\"")))?;
-    let workflow = api.parse(&record)?;
+    let workflow = api.conductor.parse(&record)?;
     let trigger = pick_trigger(&workflow, request.trigger.as_deref())?;
     let mut payload = request.inputs;
     if let Some(user_inputs) = trigger.user_inputs() {
@@ -171,19 +170,14 @@ pub(super) async fn create(
     let run = api
         .runtime
         .new_run(&workflow, Some(record.version), trigger, payload);
-    let identifier = run.identifier.clone();
-    let task = api.start(workflow.clone(), run.clone())?;
+    api.conductor.start(workflow.clone(), run.clone())?;
     if !wait {
         return Ok((StatusCode::CREATED, answer(&run)));
     }
-    let run = match tokio::time::timeout(Duration::from_millis(wait_ms), task).await {
-        Ok(Ok(finished)) => finished,
-        // Timed out, or cancelled with force: the run as the store has it.
-        _ => api
-            .store
-            .run(&identifier)?
-            .ok_or_else(|| ApiError::NotFound(format!("no run {identifier}")))?,
-    };
+    let run = api
+        .conductor
+        .wait(&run.identifier, Some(Duration::from_millis(wait_ms)))
+        .await?;
     Ok((StatusCode::CREATED, answer(&run)))
 }
 
@@ -218,18 +212,12 @@ pub(super) async fn list(
     Ok(Json(json!({ "ok": true, "workflowRuns": runs })))
 }
 
-fn stored_run(api: &Api, wfr: &str) -> Result<WorkflowRun, ApiError> {
-    api.store
-        .run(wfr)?
-        .ok_or_else(|| ApiError::NotFound(format!("no run {wfr}")))
-}
-
 pub(super) async fn read(
     State(api): State<Arc<Api>>,
     _: Admin,
     Path(wfr): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(answer(&stored_run(&api, &wfr)?))
+    Ok(answer(&api.conductor.stored_run(&wfr)?))
 }
 
 /// Without force, the run stops before its next node; with force, at once (the node run in
@@ -241,31 +229,5 @@ pub(super) async fn cancel(
     Query(params): Params,
 ) -> Result<Json<Value>, ApiError> {
     let force = flag(&params, "force")?;
-    let run = stored_run(&api, &wfr)?;
-    if run.status == RunStatus::Completed {
-        return Err(ApiError::Conflict(format!(
-            "run {wfr} has already completed"
-        )));
-    }
-    let stop_in_store = {
-        let mut live = lock(&api.live);
-        match live.get(&wfr) {
-            Some(entry) if !force => {
-                entry.cancel.store(true, Ordering::Release);
-                false
-            }
-            Some(entry) => {
-                entry.abort.abort();
-                live.remove(&wfr);
-                true
-            }
-            // Not driven here (waiting on a callback): nothing is in flight to stop.
-            None => true,
-        }
-    };
-    // The store refuses later writes of an aborted task: they need the run IN_PROGRESS.
-    if stop_in_store {
-        api.store.cancel_run(&wfr)?;
-    }
-    Ok(answer(&stored_run(&api, &wfr)?))
+    Ok(answer(&api.conductor.cancel(&wfr, force)?))
 }

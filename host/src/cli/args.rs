@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// Print the run as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Where asynchronous webhooks' callbacks are taken (their Airlock-Callback-Url), when the
+    /// workflow has any; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// Checks the workflow (and policy, and custom node components) without running anything.

@@ -1,13 +1,18 @@
 //! `airlock run`, `airlock validate` and `airlock runs`.
 
+use std::future::IntoFuture as _;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 
 use super::args::{RunArgs, RunsArgs, ValidateArgs};
 use super::setup;
 use super::{Exit, failed, inputs, invalid, print};
-use crate::engine::{self, NodeManifest, StateDir, WorkflowRun};
+use crate::api::{AdminToken, Api};
+use crate::conductor::{Conductor, Unobserved};
+use crate::engine::{self, NodeManifest, Runtime, StateDir, WorkflowRun};
 use crate::store::{RunFilter, SqliteStore, Store as _};
 use crate::workflow::{Node, Workflow};
 
@@ -47,9 +52,49 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     let run = runtime.new_run(&workflow, None, trigger, payload);
-    let run = runtime.run_recorded(&workflow, run, &store).await;
+    let run = if workflow.nodes.iter().any(|node| node.callback.is_some()) {
+        run_with_callbacks(args.listen, &state, runtime, store, workflow, run).await?
+    } else {
+        runtime.run_recorded(&workflow, run, &store).await
+    };
     let code = if run.succeeded() { 0 } else { 1 };
     Ok((run, code))
+}
+
+/// Runs a workflow with asynchronous webhooks: takes their callbacks on `listen` (only the
+/// callback routes; admin requests too when AIRLOCK_API_TOKEN is set) until the run completes.
+async fn run_with_callbacks(
+    listen: SocketAddr,
+    state: &StateDir,
+    mut runtime: Runtime,
+    store: SqliteStore,
+    workflow: Workflow,
+    run: WorkflowRun,
+) -> Result<WorkflowRun, Exit> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--listen {listen}"))
+        .map_err(invalid)?;
+    let address = listener.local_addr().map_err(failed)?;
+    let base = format!("http://{address}");
+    eprintln!(
+        "airlock run: asynchronous webhooks call back at {base}/v1/workflows/nodes/runs/<node run>"
+    );
+    runtime.callback_base = Some(base);
+    let conductor = Conductor::new(Arc::new(runtime), Arc::new(store), Arc::new(Unobserved));
+    let workflow = Arc::new(workflow);
+    conductor.add_file_workflow(workflow.clone());
+    let admin = std::env::var("AIRLOCK_API_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty())
+        .map(|token| AdminToken::new(&token));
+    let api = Api::new(conductor.clone(), admin, state.audit(), Arc::default());
+    let server = tokio::spawn(axum::serve(listener, api.callback_router()).into_future());
+    let identifier = run.identifier.clone();
+    conductor.start(workflow, run).map_err(failed)?;
+    let run = conductor.wait(&identifier, None).await.map_err(failed);
+    server.abort();
+    run
 }
 
 pub(crate) fn validate(args: ValidateArgs) -> Result<u8, Exit> {

@@ -7,7 +7,8 @@ use anyhow::Context as _;
 
 use super::args::ServeArgs;
 use super::{Exit, failed, invalid, setup};
-use crate::api::{AdminToken, Api, TokenSource};
+use crate::api::{AdminToken, Api, Metrics, TokenSource};
+use crate::conductor::{Conductor, Recovered};
 use crate::engine::{self, StateDir};
 use crate::store::SqliteStore;
 
@@ -36,11 +37,21 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
         .with_context(|| format!("listening on {}", args.listen))
         .map_err(failed)?;
     let address = listener.local_addr().map_err(failed)?;
-    let api = Api::new(Arc::new(runtime), Arc::new(store), admin, state.audit());
     let public_url = match args.public_url {
-        Some(url) => url.to_string(),
+        Some(url) => url.to_string().trim_end_matches('/').to_owned(),
         None => format!("http://{address}"),
     };
+    runtime.callback_base = Some(public_url.clone());
+    let metrics = Arc::new(Metrics::default());
+    let conductor = Conductor::new(Arc::new(runtime), Arc::new(store), metrics.clone());
+    let recovered = conductor.recover().map_err(failed)?;
+    if recovered != Recovered::default() {
+        eprintln!(
+            "airlock serve: resumed {} runs; {} wait for callbacks",
+            recovered.resumed, recovered.waiting
+        );
+    }
+    let api = Api::new(conductor, Some(admin), state.audit(), metrics);
     println!("airlock serve: listening on http://{address} (public URL {public_url})");
     axum::serve(listener, api.router())
         .with_graceful_shutdown(shutdown())

@@ -1,25 +1,23 @@
 //! Size caps on a request's head, checked before anything else: a URL or header block cannot
 //! approach the node's memory limit, nor fill the audit log.
 
-use super::{EgressError, GateLimits, Request};
+use super::{EgressError, GateLimits, Invalid, Request};
 
 impl GateLimits {
     /// Refuses a request whose URL or headers exceed their caps, naming the cap.
     pub(super) fn check_head(&self, req: &Request) -> Result<(), EgressError> {
-        let too_large = |what: String| Err(EgressError::InvalidRequest(what));
+        let too_large = |what: Invalid| Err(EgressError::InvalidRequest(what));
         if req.url.len() > self.max_url_bytes {
-            return too_large(format!(
-                "URL of {} bytes exceeds the URL length limit of {} bytes",
-                req.url.len(),
-                self.max_url_bytes
-            ));
+            return too_large(Invalid::UrlTooLong {
+                bytes: req.url.len(),
+                limit: self.max_url_bytes,
+            });
         }
         if req.headers.len() > self.max_headers {
-            return too_large(format!(
-                "{} headers exceed the header count limit of {}",
-                req.headers.len(),
-                self.max_headers
-            ));
+            return too_large(Invalid::TooManyHeaders {
+                count: req.headers.len(),
+                limit: self.max_headers,
+            });
         }
         let header_bytes: usize = req
             .headers
@@ -27,10 +25,10 @@ impl GateLimits {
             .map(|(name, value)| name.len() + value.len())
             .sum();
         if header_bytes > self.max_header_bytes {
-            return too_large(format!(
-                "headers of {header_bytes} bytes exceed the header size limit of {} bytes",
-                self.max_header_bytes
-            ));
+            return too_large(Invalid::HeadersTooLarge {
+                bytes: header_bytes,
+                limit: self.max_header_bytes,
+            });
         }
         Ok(())
     }

@@ -43,7 +43,8 @@ fn verdict(vetted: Result<Vetted, Refusal>) -> PolicyVerdict {
             addresses: addrs.iter().map(SocketAddr::ip).collect(),
         },
         Err(Refusal::Address { reason, addrs }) => refused(reason.to_string(), addrs),
-        Err(refusal) => refused(refusal.to_string(), Vec::new()),
+        Err(Refusal::Rule(rule)) => refused(rule, Vec::new()),
+        Err(Refusal::Unresolved(failure)) => refused(failure.to_string(), Vec::new()),
     }
 }
 
@@ -58,6 +59,7 @@ fn refused(rule: String, addresses: Vec<IpAddr>) -> PolicyVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egress::ConnectionFailure;
 
     #[tokio::test]
     async fn loopback_needs_an_address_rule() {
@@ -97,9 +99,9 @@ mod tests {
         let vetted = super::super::connector::vet_resolved(&policy, &url, decision, Ok(vec![]));
         assert_eq!(
             vetted,
-            Err(Refusal::NoAddresses {
+            Err(Refusal::Unresolved(ConnectionFailure::NoAddresses {
                 host: "empty.example".into()
-            })
+            }))
         );
         let verdict = verdict(vetted);
         assert!(!verdict.allowed);

@@ -18,19 +18,17 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::policy::{AddressRefusal, Decision, Policy};
+use super::{ConnectionFailure, Denial, EgressError, Invalid};
 
 /// The address a connection was opened to; the client puts it in each response's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VettedPeer(pub SocketAddr);
 
+/// Why the connector opened no connection, as the gate reports it. (hyper wraps it; the gate
+/// finds it in the error's sources.)
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// The policy refused the destination or one of its addresses.
-    #[error("{0}")]
-    Denied(String),
-    #[error("{0}")]
-    Failed(String),
-}
+#[error(transparent)]
+pub struct ConnectError(pub EgressError);
 
 #[derive(Clone)]
 pub struct VettedConnector {
@@ -80,29 +78,24 @@ impl VettedConnector {
             "http" => false,
             "https" => true,
             other => {
-                return Err(ConnectError::Denied(format!(
-                    "scheme `{other}` is not allowed"
-                )));
+                return Err(ConnectError(EgressError::Denied(Denial::Scheme {
+                    scheme: other.to_string(),
+                })));
             }
         };
+        let invalid =
+            |reason: String| ConnectError(EgressError::InvalidRequest(Invalid::Url(reason)));
         let host = uri
             .host()
-            .ok_or_else(|| ConnectError::Failed("URL has no host".to_string()))?;
+            .ok_or_else(|| invalid("URL has no host".to_string()))?;
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         // The gate decided on this URL already; deciding again here keeps the connector safe
         // on its own, whoever hands it a URI.
         let url = url::Url::parse(&format!("{scheme}://{host}:{port}/"))
-            .map_err(|err| ConnectError::Failed(format!("invalid host: {err}")))?;
-        let Vetted { addrs, .. } =
-            vet_destination(&self.policy, &url)
-                .await
-                .map_err(|refusal| {
-                    if refusal.is_denial() {
-                        ConnectError::Denied(refusal.to_string())
-                    } else {
-                        ConnectError::Failed(refusal.to_string())
-                    }
-                })?;
+            .map_err(|err| invalid(format!("invalid host: {err}")))?;
+        let Vetted { addrs, .. } = vet_destination(&self.policy, &url)
+            .await
+            .map_err(|refusal| ConnectError(refusal.into()))?;
         let host = url.host_str().unwrap_or(host);
         let bare_host = host.trim_start_matches('[').trim_end_matches(']');
         let (tcp, peer) = connect_any(&addrs).await?;
@@ -112,12 +105,19 @@ impl VettedConnector {
                 io: Io::Plain(tcp),
             });
         }
-        let name = ServerName::try_from(bare_host.to_string()).map_err(|err| {
-            ConnectError::Failed(format!("invalid TLS server name {host}: {err}"))
-        })?;
-        let stream = self.tls.connect(name, tcp).await.map_err(|err| {
-            ConnectError::Failed(format!("TLS handshake with {host} failed: {err}"))
-        })?;
+        let tls_failure = |reason: String| {
+            ConnectError(EgressError::Connection(ConnectionFailure::Tls {
+                host: host.to_string(),
+                reason,
+            }))
+        };
+        let name = ServerName::try_from(bare_host.to_string())
+            .map_err(|err| tls_failure(format!("invalid TLS server name: {err}")))?;
+        let stream = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|err| tls_failure(err.to_string()))?;
         Ok(VettedStream {
             peer,
             io: Io::Tls(Box::new(stream)),
@@ -134,27 +134,26 @@ pub(super) struct Vetted {
 }
 
 /// Why a destination was refused before any connection was opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Refusal {
     /// A rule (or the default) refused the URL; its host was not looked up.
-    #[error("{0}")]
     Rule(String),
-    #[error("cannot resolve {host}: {reason}")]
-    Unresolved { host: String, reason: String },
-    #[error("{host} resolved to no addresses")]
-    NoAddresses { host: String },
+    /// The name did not resolve to any address.
+    Unresolved(ConnectionFailure),
     /// One of the resolved addresses is refused.
-    #[error("{reason}")]
     Address {
         reason: AddressRefusal,
         addrs: Vec<IpAddr>,
     },
 }
 
-impl Refusal {
-    /// The policy said no (as opposed to the name not resolving).
-    pub(super) fn is_denial(&self) -> bool {
-        matches!(self, Refusal::Rule(_) | Refusal::Address { .. })
+impl From<Refusal> for EgressError {
+    fn from(refusal: Refusal) -> EgressError {
+        match refusal {
+            Refusal::Rule(rule) => EgressError::Denied(Denial::Policy { rule }),
+            Refusal::Unresolved(failure) => EgressError::Connection(failure),
+            Refusal::Address { reason, .. } => EgressError::Denied(Denial::Address(reason)),
+        }
     }
 }
 
@@ -183,12 +182,14 @@ pub(super) fn vet_resolved(
     resolved: io::Result<Vec<SocketAddr>>,
 ) -> Result<Vetted, Refusal> {
     let host = url.host_str().unwrap_or_default().to_string();
-    let addrs = resolved.map_err(|err| Refusal::Unresolved {
-        host: host.clone(),
-        reason: err.to_string(),
+    let addrs = resolved.map_err(|err| {
+        Refusal::Unresolved(ConnectionFailure::Unresolved {
+            host: host.clone(),
+            reason: err.to_string(),
+        })
     })?;
     if addrs.is_empty() {
-        return Err(Refusal::NoAddresses { host });
+        return Err(Refusal::Unresolved(ConnectionFailure::NoAddresses { host }));
     }
     let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
     let port = url.port_or_known_default().unwrap_or_default();
@@ -199,6 +200,7 @@ pub(super) fn vet_resolved(
 }
 
 /// Tries the vetted addresses in the resolver's order; never looks the name up again.
+/// `addrs` is not empty: vetting refuses an empty answer.
 async fn connect_any(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let mut last_error = None;
     for &addr in addrs {
@@ -208,12 +210,18 @@ async fn connect_any(addrs: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), Co
                 let _ = stream.set_nodelay(true);
                 return Ok((stream, addr));
             }
-            Err(err) => last_error = Some(format!("connect to {addr} failed: {err}")),
+            Err(err) => {
+                last_error = Some(ConnectionFailure::Connect {
+                    addr,
+                    reason: err.to_string(),
+                });
+            }
         }
     }
-    Err(ConnectError::Failed(
-        last_error.unwrap_or_else(|| "no address to connect to".to_string()),
-    ))
+    let failure = last_error.unwrap_or_else(|| ConnectionFailure::NoAddresses {
+        host: String::new(),
+    });
+    Err(ConnectError(EgressError::Connection(failure)))
 }
 
 pub struct VettedStream {

@@ -17,7 +17,10 @@ use super::connector::{ConnectError, VettedConnector, VettedPeer};
 use super::pattern::{Pattern, Target};
 use super::policy::Policy;
 use super::reached::Reached;
-use super::{BodyBudget, Caller, EgressError, Flights, GateLimits, Request, Reservation, Response};
+use super::{
+    BodyBudget, Caller, ConnectionFailure, Denial, EgressError, Flights, GateLimits, Invalid,
+    Request, Reservation, Response,
+};
 use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::secrets::{Bindings, Encoding};
 use crate::time::now;
@@ -122,8 +125,8 @@ impl Gate {
         })
         .await
         .unwrap_or_else(|err| {
-            Err(EgressError::Connection(format!(
-                "the request task failed: {err}"
+            Err(EgressError::Connection(ConnectionFailure::Exchange(
+                format!("the request task failed: {err}"),
             )))
         })
     }
@@ -144,7 +147,7 @@ impl Gate {
             .inner
             .admit(who.node_allow.as_deref(), head, &mut facts)
             .map(drop)
-            .map_err(|err| scrub_error(&who.bindings, err));
+            .map_err(|err| err.scrubbed(|text| who.bindings.scrub(text)));
         if let Err(err) = &result {
             self.record_detached(attempt_record(&who, &head.url, facts, Some(err), 0));
         }
@@ -161,7 +164,7 @@ impl Gate {
             method: method.to_string(),
             ..Facts::default()
         };
-        let err = scrub_error(&who.bindings, err);
+        let err = err.scrubbed(|text| who.bindings.scrub(text));
         self.record_detached(attempt_record(&who, url, facts, Some(&err), 0));
     }
 
@@ -185,7 +188,7 @@ fn attempt_record(
     let decision = match error {
         None => Decision::Allow,
         Some(EgressError::Denied(reason)) => {
-            facts.rule.get_or_insert_with(|| reason.clone());
+            facts.rule.get_or_insert_with(|| reason.to_string());
             Decision::Deny
         }
         Some(err @ EgressError::InvalidRequest(_)) => {
@@ -250,7 +253,7 @@ impl Inner {
             () = caller.flights.ended() => Err(EgressError::Cancelled),
             result = self.attempt(caller, made, &req, &mut facts) => result,
         }
-        .map_err(|err| scrub_error(&caller.bindings, err));
+        .map_err(|err| err.scrubbed(|text| caller.bindings.scrub(text)));
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let error = result.as_ref().err();
         let mut record = attempt_record(caller, &req.url, facts, error, duration_ms);
@@ -261,9 +264,10 @@ impl Inner {
 
     /// No answer reaches the node unless its record is written.
     async fn record(&self, record: AuditRecord) -> Result<(), EgressError> {
-        self.audit.append(record).await.map_err(|err| {
-            EgressError::Connection(format!("the request could not be audited: {err}"))
-        })
+        self.audit
+            .append(record)
+            .await
+            .map_err(|err| EgressError::Connection(ConnectionFailure::Unaudited(err.to_string())))
     }
 
     /// The checks that need only the request's head (method, URL, headers): its size caps, the
@@ -277,11 +281,11 @@ impl Inner {
         self.limits.check_head(req)?;
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
-            return Err(EgressError::InvalidRequest(format!(
+            return Err(EgressError::InvalidRequest(Invalid::Method(format!(
                 "method {:?} is not allowed (expected one of {})",
                 req.method,
                 METHODS.join(", ")
-            )));
+            ))));
         }
         facts.method.clone_from(&method);
         let url = parse_url(&req.url)?;
@@ -289,18 +293,19 @@ impl Inner {
         let decision = self.policy.decide(&url);
         facts.rule = Some(decision.rule.clone());
         if !decision.allowed {
-            return Err(EgressError::Denied(decision.rule));
+            return Err(EgressError::Denied(Denial::Policy {
+                rule: decision.rule,
+            }));
         }
         if let Some(allow) = node_allow {
             let matched =
                 Target::from_url(&url).is_some_and(|t| allow.iter().any(|p| p.matches(&t)));
             if !matched {
-                let reason = format!(
-                    "node manifest does not allow {}",
-                    url.origin().ascii_serialization()
-                );
-                facts.rule = Some(reason.clone());
-                return Err(EgressError::Denied(reason));
+                let denial = Denial::NodeManifest {
+                    origin: url.origin().ascii_serialization(),
+                };
+                facts.rule = Some(denial.to_string());
+                return Err(EgressError::Denied(denial));
             }
         }
         Ok((method, url))
@@ -315,14 +320,68 @@ impl Inner {
     ) -> Result<Response, EgressError> {
         let cap = self.limits.max_requests_per_node_run;
         if made >= cap {
-            let reason = format!("request limit reached: at most {cap} requests per node run");
-            facts.rule = Some(reason.clone());
-            return Err(EgressError::Denied(reason));
+            let denial = Denial::RequestLimit { limit: cap };
+            facts.rule = Some(denial.to_string());
+            return Err(EgressError::Denied(denial));
         }
 
         let (method, url) = self.admit(caller.node_allow.as_deref(), req, facts)?;
 
+        self.check_handles(&caller.bindings, &url, req, facts)?;
+        self.check_carried_values(caller, &url, req, facts)?;
+
         let bindings = &caller.bindings;
+        let revealed_url = bindings
+            .reveal(url.as_str().as_bytes(), Encoding::UrlComponent)
+            .map_err(|err| EgressError::InvalidRequest(Invalid::Url(err.to_string())))?;
+        let uri = http::Uri::try_from(revealed_url.as_slice()).map_err(|err| {
+            EgressError::InvalidRequest(Invalid::Url(format!("URL cannot be sent: {err}")))
+        })?;
+        let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
+        let body_has_handle = req
+            .body
+            .as_deref()
+            .is_some_and(|body| !bindings.used_in(body).is_empty());
+        let body_encoding = body_encoding(&req.headers, body_has_handle)?;
+        for (name, value) in &req.headers {
+            let Some((name, value)) = header(caller, name, value)? else {
+                continue;
+            };
+            builder = builder.header(name, value);
+        }
+        let body = match &req.body {
+            Some(body) => {
+                let revealed = bindings
+                    .reveal(body, body_encoding)
+                    .map_err(|err| EgressError::InvalidRequest(Invalid::Body(err.to_string())))?;
+                builder = builder.header(CONTENT_LENGTH, revealed.len());
+                Bytes::copy_from_slice(&revealed)
+            }
+            None => Bytes::new(),
+        };
+        let outgoing = builder.body(Full::new(body.clone())).map_err(|err| {
+            EgressError::InvalidRequest(Invalid::Header(format!("request cannot be built: {err}")))
+        })?;
+        facts.bytes_sent = body.len() as u64;
+
+        let timeout = match req.timeout_ms {
+            Some(ms) => self.limits.timeout.min(Duration::from_millis(ms.into())),
+            None => self.limits.timeout,
+        };
+        tokio::time::timeout(timeout, self.exchange(caller, outgoing, facts))
+            .await
+            .unwrap_or(Err(EgressError::Timeout))
+            .map(|response| redact_response(caller, response))
+    }
+
+    /// Every secret whose handle the request carries must be allowed for its destination.
+    fn check_handles(
+        &self,
+        bindings: &Bindings,
+        url: &url::Url,
+        req: &Request,
+        facts: &mut Facts,
+    ) -> Result<(), EgressError> {
         // The parsed URL, not the node's text: parsing strips tabs and newlines, which could
         // otherwise rejoin a handle after this check and reveal it below, outside its scope.
         let mut used = bindings.used_in(url.as_str().as_bytes());
@@ -339,50 +398,15 @@ impl Inner {
             }
         }
         facts.secrets.clone_from(&used);
-        let host = url.host_str().unwrap_or_default();
-        if let Some(name) = used.iter().find(|n| !self.policy.secret_allowed(n, &url)) {
-            let reason = format!("secret {name} is not allowed for {host}");
-            facts.rule = Some(reason.clone());
-            return Err(EgressError::Denied(reason));
-        }
-        self.check_carried_values(caller, &url, req, facts)?;
-
-        let revealed_url = bindings
-            .reveal(url.as_str().as_bytes(), Encoding::UrlComponent)
-            .map_err(|err| EgressError::InvalidRequest(err.to_string()))?;
-        let uri = http::Uri::try_from(revealed_url.as_slice())
-            .map_err(|err| EgressError::InvalidRequest(format!("URL cannot be sent: {err}")))?;
-        let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
-        let body_encoding = body_encoding(&req.headers);
-        for (name, value) in &req.headers {
-            let Some((name, value)) = header(caller, name, value)? else {
-                continue;
+        if let Some(name) = used.iter().find(|n| !self.policy.secret_allowed(n, url)) {
+            let denial = Denial::SecretScope {
+                secret: name.clone(),
+                host: url.host_str().unwrap_or_default().to_string(),
             };
-            builder = builder.header(name, value);
+            facts.rule = Some(denial.to_string());
+            return Err(EgressError::Denied(denial));
         }
-        let body = match &req.body {
-            Some(body) => {
-                let revealed = bindings
-                    .reveal(body, body_encoding)
-                    .map_err(|err| EgressError::InvalidRequest(err.to_string()))?;
-                builder = builder.header(CONTENT_LENGTH, revealed.len());
-                Bytes::copy_from_slice(&revealed)
-            }
-            None => Bytes::new(),
-        };
-        let outgoing = builder.body(Full::new(body.clone())).map_err(|err| {
-            EgressError::InvalidRequest(format!("request cannot be built: {err}"))
-        })?;
-        facts.bytes_sent = body.len() as u64;
-
-        let timeout = match req.timeout_ms {
-            Some(ms) => self.limits.timeout.min(Duration::from_millis(ms.into())),
-            None => self.limits.timeout,
-        };
-        tokio::time::timeout(timeout, self.exchange(caller, outgoing, facts))
-            .await
-            .unwrap_or(Err(EgressError::Timeout))
-            .map(|response| redact_response(caller, response))
+        Ok(())
     }
 
     /// The data-loss check: a secret's value written into the request itself (not as a handle)
@@ -409,12 +433,13 @@ impl Inner {
                     facts.secrets.push(name.to_owned());
                 }
                 if !self.policy.secret_allowed(name, url) {
-                    let host = url.host_str().unwrap_or_default();
-                    let reason = format!(
-                        "the value of secret {name} (not its handle) is in the request {place}, and {name} is not allowed for {host}"
-                    );
-                    facts.rule = Some(reason.clone());
-                    return Err(EgressError::Denied(reason));
+                    let denial = Denial::CarriedValue {
+                        secret: name.to_owned(),
+                        place,
+                        host: url.host_str().unwrap_or_default().to_owned(),
+                    };
+                    facts.rule = Some(denial.to_string());
+                    return Err(EgressError::Denied(denial));
                 }
             }
         }
@@ -430,7 +455,7 @@ impl Inner {
         let response = self.client.request(outgoing).await.map_err(|err| {
             let err = connection_error(&err);
             if let EgressError::Denied(reason) = &err {
-                facts.rule = Some(reason.clone());
+                facts.rule = Some(reason.to_string());
             }
             err
         })?;
@@ -472,7 +497,10 @@ impl Inner {
         let mut body = Vec::new();
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|err| {
-                EgressError::Connection(format!("reading the response failed: {}", chain(&err)))
+                EgressError::Connection(ConnectionFailure::Exchange(format!(
+                    "reading the response failed: {}",
+                    chain(&err)
+                )))
             })?;
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
@@ -494,22 +522,18 @@ impl Inner {
 /// Parses the node's URL and refuses secret handles outside the path and query, where a
 /// value would become part of the destination itself.
 fn parse_url(raw: &str) -> Result<url::Url, EgressError> {
-    let handle_outside_path = || {
-        EgressError::InvalidRequest(
-            "secret handles may only appear in the URL path or query".to_string(),
-        )
-    };
+    let invalid = |reason: String| EgressError::InvalidRequest(Invalid::Url(reason));
+    let handle_outside_path =
+        || invalid("secret handles may only appear in the URL path or query".to_string());
     let mut url = match url::Url::parse(raw) {
         Ok(url) => url,
         Err(_) if raw.split('/').take(3).any(has_handle) => {
             return Err(handle_outside_path());
         }
-        Err(err) => return Err(EgressError::InvalidRequest(format!("invalid URL: {err}"))),
+        Err(err) => return Err(invalid(format!("invalid URL: {err}"))),
     };
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(EgressError::InvalidRequest(
-            "only http and https URLs are allowed".to_string(),
-        ));
+        return Err(invalid("only http and https URLs are allowed".to_string()));
     }
     let authority = [
         url.scheme(),
@@ -521,7 +545,7 @@ fn parse_url(raw: &str) -> Result<url::Url, EgressError> {
         return Err(handle_outside_path());
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(EgressError::InvalidRequest(
+        return Err(invalid(
             "credentials in the URL are not supported; send an Authorization header".to_string(),
         ));
     }
@@ -535,20 +559,33 @@ fn has_handle(text: &str) -> bool {
     decoded.to_ascii_lowercase().contains(HANDLE_MARKER)
 }
 
-/// A secret inside a JSON or form body must be escaped the way its surroundings are.
-fn body_encoding(headers: &[(String, String)]) -> Encoding {
-    let content_type = headers
+/// A secret inside a JSON or form body must be escaped the way its surroundings are, so the
+/// body's media type decides. With two Content-Type headers a receiver may read the body as
+/// either: a body with a secret handle is then refused.
+fn body_encoding(headers: &[(String, String)], has_handle: bool) -> Result<Encoding, EgressError> {
+    let mut types = headers
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        .map(|(_, value)| value.to_ascii_lowercase())
-        .unwrap_or_default();
-    if content_type.contains("json") {
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| media_type(value));
+    let first = types.next().unwrap_or_default();
+    if has_handle && types.next().is_some() {
+        return Err(EgressError::InvalidRequest(Invalid::Header(
+            "a body with a secret handle may have only one Content-Type header".to_string(),
+        )));
+    }
+    Ok(if first == "application/json" || first.ends_with("+json") {
         Encoding::JsonString
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if first == "application/x-www-form-urlencoded" {
         Encoding::UrlComponent
     } else {
         Encoding::Raw
-    }
+    })
+}
+
+/// `type/subtype` of a Content-Type value, lower case, without parameters.
+fn media_type(value: &str) -> String {
+    let essence = value.split(';').next().unwrap_or_default();
+    essence.trim().to_ascii_lowercase()
 }
 
 /// Validates one node header and reveals its value. `None` for Content-Length, which the gate
@@ -558,12 +595,13 @@ fn header(
     name: &str,
     value: &str,
 ) -> Result<Option<(HeaderName, HeaderValue)>, EgressError> {
+    let invalid = |reason: String| EgressError::InvalidRequest(Invalid::Header(reason));
     let shown = caller.bindings.scrub(name);
     let header_name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| EgressError::InvalidRequest(format!("invalid header name {shown:?}")))?;
+        .map_err(|_| invalid(format!("invalid header name {shown:?}")))?;
     let lower = header_name.as_str();
     if CONNECTION_HEADERS.contains(&lower) || lower.starts_with("proxy-") {
-        return Err(EgressError::InvalidRequest(format!(
+        return Err(invalid(format!(
             "header {lower} is managed by the gate and may not be set"
         )));
     }
@@ -573,14 +611,12 @@ fn header(
     let revealed = caller
         .bindings
         .reveal(value.as_bytes(), Encoding::Raw)
-        .map_err(|err| EgressError::InvalidRequest(format!("header {lower}: {err}")))?;
+        .map_err(|err| invalid(format!("header {lower}: {err}")))?;
     if revealed.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(EgressError::InvalidRequest(format!(
-            "header {lower} contains CR, LF or NUL"
-        )));
+        return Err(invalid(format!("header {lower} contains CR, LF or NUL")));
     }
     let mut header_value = HeaderValue::from_bytes(&revealed)
-        .map_err(|_| EgressError::InvalidRequest(format!("header {lower} has an invalid value")))?;
+        .map_err(|_| invalid(format!("header {lower} has an invalid value")))?;
     if revealed.as_slice() != value.as_bytes() {
         header_value.set_sensitive(true);
     }
@@ -591,15 +627,12 @@ fn header(
 fn connection_error(err: &hyper_util::client::legacy::Error) -> EgressError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(connect) = current.downcast_ref::<ConnectError>() {
-            return match connect {
-                ConnectError::Denied(reason) => EgressError::Denied(reason.clone()),
-                ConnectError::Failed(reason) => EgressError::Connection(reason.clone()),
-            };
+        if let Some(ConnectError(err)) = current.downcast_ref::<ConnectError>() {
+            return err.clone();
         }
         source = current.source();
     }
-    EgressError::Connection(chain(err))
+    EgressError::Connection(ConnectionFailure::Exchange(chain(err)))
 }
 
 fn chain(err: &(dyn StdError + 'static)) -> String {
@@ -627,16 +660,5 @@ fn redact_response(caller: &Who, response: Response) -> Response {
             .collect(),
         body: store.redact(&response.body).into_owned(),
         held: response.held,
-    }
-}
-
-/// Error text goes to the node and the audit log: no secret value, no live handle.
-fn scrub_error(bindings: &Bindings, err: EgressError) -> EgressError {
-    let scrub = |text: String| bindings.scrub(&text);
-    match err {
-        EgressError::Denied(text) => EgressError::Denied(scrub(text)),
-        EgressError::InvalidRequest(text) => EgressError::InvalidRequest(scrub(text)),
-        EgressError::Connection(text) => EgressError::Connection(scrub(text)),
-        other => other,
     }
 }

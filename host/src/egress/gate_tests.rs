@@ -9,7 +9,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{BodyBudget, Caller, EgressError, Gate, GateLimits, Policy, Request};
+use super::{
+    AddressRefusal, BodyBudget, Caller, ConnectionFailure, Denial, EgressError, Gate, GateLimits,
+    Invalid, Policy, Request,
+};
 use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, Decision};
 use crate::secrets::{Bindings, SecretStore};
 
@@ -242,7 +245,13 @@ async fn a_node_manifest_narrows_the_policy() {
     setup.get(&allowed.url("/")).await.expect("allowed by both");
     let err = setup.get(&outside.url("/")).await.expect_err("refused");
     let expected = format!("node manifest does not allow {}", outside.rule());
-    assert_eq!(err, EgressError::Denied(expected.clone()));
+    assert_eq!(
+        err,
+        EgressError::Denied(Denial::NodeManifest {
+            origin: outside.rule()
+        })
+    );
+    assert_eq!(err.to_string(), format!("denied: {expected}"));
     assert_eq!(outside.hits(), 0);
     let records = setup.records();
     assert_eq!(records.len(), 2);
@@ -257,7 +266,12 @@ async fn a_node_manifest_narrows_the_policy() {
         .get(&allowed.url("/again"))
         .await
         .expect_err("refused");
-    assert_eq!(err, EgressError::Denied("default deny".into()));
+    assert_eq!(
+        err,
+        EgressError::Denied(Denial::Policy {
+            rule: "default deny".into()
+        })
+    );
     assert_eq!(allowed.hits(), 1);
 }
 
@@ -266,9 +280,11 @@ async fn default_public_refuses_loopback_without_connecting() {
     let server = Server::start(ok).await;
     let setup = Setup::new("", GateLimits::default());
     let err = setup.get(&server.url("/")).await.expect_err("refused");
-    let EgressError::Denied(reason) = err else {
-        panic!("expected a denial, got {err:?}");
+    let EgressError::Denied(Denial::Address(reason @ AddressRefusal::NotPublic { .. })) = err
+    else {
+        panic!("expected a private address denial, got {err:?}");
     };
+    let reason = reason.to_string();
     assert!(reason.starts_with("private address 127.0.0.1"), "{reason}");
     assert_eq!(server.hits(), 0);
     let record = setup.only_record();
@@ -283,10 +299,13 @@ async fn names_resolving_to_loopback_are_refused() {
     let setup = Setup::new("", GateLimits::default());
     let url = format!("http://localhost:{}/", server.addr.port());
     let err = setup.get(&url).await.expect_err("refused");
-    let EgressError::Denied(reason) = err else {
-        panic!("expected a denial, got {err:?}");
+    let EgressError::Denied(Denial::Address(reason)) = err else {
+        panic!("expected an address denial, got {err:?}");
     };
-    assert!(reason.starts_with("private address"), "{reason}");
+    assert!(
+        reason.to_string().starts_with("private address"),
+        "{reason}"
+    );
     assert_eq!(server.hits(), 0);
     assert_eq!(setup.only_record().decision, Decision::Deny);
 }
@@ -309,12 +328,14 @@ async fn tls_failures_are_connection_errors() {
         .get(&format!("https://{addr}/"))
         .await
         .expect_err("not TLS");
-    let EgressError::Connection(reason) = err else {
-        panic!("expected a connection error, got {err:?}");
+    let EgressError::Connection(ConnectionFailure::Tls { host, .. }) = &err else {
+        panic!("expected a TLS failure, got {err:?}");
     };
+    assert_eq!(host, "127.0.0.1");
     assert!(
-        reason.contains("TLS handshake with 127.0.0.1 failed"),
-        "{reason}"
+        err.to_string()
+            .contains("TLS handshake with 127.0.0.1 failed"),
+        "{err}"
     );
     assert_eq!(setup.only_record().decision, Decision::Allow);
 }
@@ -384,7 +405,9 @@ async fn header_injection_is_refused() {
     let err = setup.send(req).await.expect_err("refused");
     assert_eq!(
         err,
-        EgressError::InvalidRequest("header x-note contains CR, LF or NUL".into())
+        EgressError::InvalidRequest(Invalid::Header(
+            "header x-note contains CR, LF or NUL".into()
+        ))
     );
     assert_eq!(server.hits(), 0);
     assert_eq!(setup.only_record().decision, Decision::Deny);
@@ -424,9 +447,9 @@ async fn connection_headers_and_bad_methods_are_refused() {
 async fn handles_outside_path_and_query_are_refused() {
     let setup = Setup::new("", GateLimits::default());
     let handle = setup.handle.clone();
-    let expected = EgressError::InvalidRequest(
+    let expected = EgressError::InvalidRequest(Invalid::Url(
         "secret handles may only appear in the URL path or query".into(),
-    );
+    ));
     for url in [
         format!("http://{handle}.example.com/"),
         format!("http://{handle}@example.com/"),
@@ -458,7 +481,14 @@ async fn secret_outside_its_scope_is_refused() {
     let err = setup.send(req).await.expect_err("refused");
     assert_eq!(
         err,
-        EgressError::Denied("secret api-token is not allowed for 127.0.0.1".into())
+        EgressError::Denied(Denial::SecretScope {
+            secret: "api-token".into(),
+            host: "127.0.0.1".into()
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "denied: secret api-token is not allowed for 127.0.0.1"
     );
     assert_eq!(server.hits(), 0);
     let record = setup.only_record();
@@ -483,7 +513,10 @@ async fn a_handle_split_by_characters_the_url_parser_strips_is_still_scoped() {
             .expect_err("refused");
         assert_eq!(
             err,
-            EgressError::Denied("secret api-token is not allowed for 127.0.0.1".into())
+            EgressError::Denied(Denial::SecretScope {
+                secret: "api-token".into(),
+                host: "127.0.0.1".into()
+            })
         );
     }
     assert_eq!(server.hits(), 0);
@@ -600,7 +633,9 @@ async fn secret_values_are_checked_for_header_injection() {
     let err = gate.send(&caller, req).await.expect_err("refused");
     assert_eq!(
         err,
-        EgressError::InvalidRequest("header x-key contains CR, LF or NUL".into())
+        EgressError::InvalidRequest(Invalid::Header(
+            "header x-key contains CR, LF or NUL".into()
+        ))
     );
     assert_eq!(server.hits(), 0);
 }
@@ -660,10 +695,7 @@ async fn request_cap_per_node_run() {
         .get(&server.url("/"))
         .await
         .expect_err("second is refused");
-    assert_eq!(
-        err,
-        EgressError::Denied("request limit reached: at most 1 requests per node run".into())
-    );
+    assert_eq!(err, EgressError::Denied(Denial::RequestLimit { limit: 1 }));
     assert_eq!(server.hits(), 1);
     assert_eq!(setup.records().len(), 2);
 }
@@ -778,9 +810,17 @@ async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
         let err = setup.send(req).await.expect_err(place);
         assert_eq!(
             err,
-            EgressError::Denied(format!(
-                "the value of secret api-token (not its handle) is in the request {place}, and api-token is not allowed for 127.0.0.1"
-            ))
+            EgressError::Denied(Denial::CarriedValue {
+                secret: "api-token".into(),
+                place,
+                host: "127.0.0.1".into()
+            })
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "denied: the value of secret api-token (not its handle) is in the request {place}, and api-token is not allowed for 127.0.0.1"
+            )
         );
         let record = setup.only_record();
         assert_eq!(record.decision, Decision::Deny);
@@ -797,9 +837,47 @@ async fn a_handle_after_an_escape_is_refused() {
     let url = format!("{}?q=%2{}", server.url("/"), setup.handle);
     let err = setup.get(&url).await.expect_err("split");
     assert!(
-        matches!(&err, EgressError::InvalidRequest(m) if m.contains("its handle must follow")),
+        matches!(&err, EgressError::InvalidRequest(Invalid::Url(m)) if m.contains("its handle must follow")),
         "{err}"
     );
     assert_eq!(server.hits(), 0);
     assert_eq!(setup.only_record().decision, Decision::Deny);
+}
+
+#[tokio::test]
+async fn a_body_with_a_handle_and_two_content_types_is_refused() {
+    let server = Server::start(echo).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let handle = setup.handle.clone();
+    let mut req = request("post", &server.url("/x"));
+    req.headers = vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("content-type".into(), "text/plain".into()),
+    ];
+    req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
+    let err = setup.send(req.clone()).await.expect_err("refused");
+    assert_eq!(
+        err,
+        EgressError::InvalidRequest(Invalid::Header(
+            "a body with a secret handle may have only one Content-Type header".into()
+        ))
+    );
+    assert_eq!(server.hits(), 0);
+
+    // Without a handle the body is the node's own business; with one Content-Type, parameters
+    // and case do not change how a value is escaped.
+    req.body = Some(b"{}".to_vec());
+    setup.send(req.clone()).await.expect("no handle: sent");
+    req.headers = vec![(
+        "Content-Type".into(),
+        " Application/JSON; charset=utf-8".into(),
+    )];
+    req.body = Some(format!("{{\"token\":\"{handle}\"}}").into_bytes());
+    setup.send(req).await.expect("one content type: sent");
+    let received = server.received.lock().expect("lock")[1].clone();
+    assert!(
+        String::from_utf8_lossy(&received).contains(&format!("{{\"token\":\"{SECRET}\"}}")),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
 }

@@ -6,6 +6,7 @@ mod address;
 mod caps;
 mod check;
 mod connector;
+mod error;
 mod gate;
 #[cfg(test)]
 mod gate_tests;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use address::Restriction;
 pub use check::{PolicyVerdict, check_url};
+pub use error::{ConnectionFailure, Denial, EgressError, Invalid};
 pub use gate::Gate;
 pub use node_run::{BodyBudget, Flights, OverBudget, Reservation};
 pub use pattern::{Pattern, PatternError};
@@ -86,22 +88,4 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The body's share of the node run's [`BodyBudget`], held until the body is dropped.
     pub held: Reservation,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EgressError {
-    #[error("denied: {0}")]
-    Denied(String),
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    #[error("timed out")]
-    Timeout,
-    #[error("connection failed: {0}")]
-    Connection(String),
-    #[error("response larger than {0} bytes")]
-    TooLarge(u64),
-    #[error(transparent)]
-    OverBudget(#[from] OverBudget),
-    #[error("cancelled: the node run ended before the request finished")]
-    Cancelled,
 }

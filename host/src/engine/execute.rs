@@ -1,4 +1,6 @@
-//! Walks one workflow run from its trigger to the end of the chosen path.
+//! Walks one workflow run from its trigger (or from where it stopped) to the end of the chosen
+//! path. An asynchronous WEBHOOK stops the walk: its node run waits for a callback, and the walk
+//! goes on from there once the callback (or its timeout) has completed it.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
@@ -6,25 +8,39 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use super::Runtime;
 use super::context::template_context;
 use super::ids::new_node_run_id;
-use super::journal::{NoJournal, RunJournal};
+use super::journal::{ExpectedCallback, NoJournal, RunJournal};
 use super::run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
+use super::{RegisteredNode, Runtime};
 use crate::egress::{BodyBudget, Caller};
 use crate::sandbox::{Invocation, cap_error};
 use crate::secrets::Bindings;
+use crate::store::StoreError;
 use crate::template::truthy;
-use crate::time::now;
-use crate::workflow::{Node, NodeKind, OnFailure, Workflow};
+use crate::time::{now, unix_ms};
+use crate::workflow::{Callback, Node, NodeKind, OnFailure, Workflow};
+
+/// The secret name the callback token goes by in audit records and masked text.
+pub const CALLBACK_TOKEN_SECRET: &str = "airlock-callback-token";
 
 /// How a node run ended, before it is recorded.
 struct Step {
     output: Value,
     error: Option<String>,
     logs: Vec<Value>,
-    /// The CONDITION's chosen outlet (None = fallback), for the walk.
-    outlet: Option<Option<String>>,
+    /// An asynchronous webhook's request was accepted: the node run waits for its callback.
+    waits: bool,
+}
+
+/// Where the walk goes after a node run.
+enum After<'w> {
+    /// On to this node, or to the end of the path (the run succeeds).
+    Next(Option<&'w Node>),
+    /// The last node run waits for its callback; the run stays IN_PROGRESS.
+    Wait,
+    /// The run ends with this result (and a store failure to log, if that is why).
+    End(RunResult, Option<String>),
 }
 
 impl Runtime {
@@ -53,7 +69,8 @@ impl Runtime {
         )
     }
 
-    /// Records a new run (`new_run`) in `journal`, then runs it to its end.
+    /// Records a new run (`new_run`) in `journal`, then runs it to its end (or to a node run
+    /// that waits for a callback).
     pub async fn run_recorded(
         &self,
         workflow: &Workflow,
@@ -67,129 +84,240 @@ impl Runtime {
     }
 
     /// Goes on from the last completed node run of `run` to the end of its path, recording each
-    /// change in `journal` before acting on it.
+    /// change in `journal` before acting on it. Returns the run COMPLETED, or IN_PROGRESS when a
+    /// node run waits for its callback.
     pub async fn drive(
+        &self,
+        workflow: &Workflow,
+        run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        if run.status == RunStatus::Completed {
+            return run;
+        }
+        let after = resume_point(workflow, &run);
+        self.walk(workflow, run, after, journal).await
+    }
+
+    /// Goes on with a run whose last node run was cut off by a crash while it ran (its request
+    /// may or may not have reached the server): a WEBHOOK with an idempotent method is sent again
+    /// (the same node run, one more attempt); anything else fails, saying why, and the run
+    /// follows `onFailure`.
+    pub async fn resume_interrupted(
         &self,
         workflow: &Workflow,
         mut run: WorkflowRun,
         journal: &dyn RunJournal,
     ) -> WorkflowRun {
-        let workflow_ctx = json!({ "identifier": workflow.identifier, "title": workflow.title, "versionIdentifier": run.workflow_version });
-        let run_ctx = json!({
-            "identifier": run.identifier,
-            "createdAt": run.created_at,
-            "trigger": run.trigger,
-        });
-        let mut current = next_after(workflow, &run);
-        while let Some(node) = current {
+        let Some(mut cut) = run
+            .node_runs
+            .pop_if(|last| last.status == RunStatus::InProgress)
+        else {
+            return self.drive(workflow, run, journal).await;
+        };
+        let Some(node) = workflow.node(&cut.node) else {
+            let error = format!("the workflow has no node \"{}\"", cut.node);
+            run.node_runs.push(cut);
+            return finish(run, RunResult::Failed, Some(error), journal);
+        };
+        let after = match resend_method(node) {
+            Ok(_) => {
+                cut.attempts += 1;
+                match journal.node_restarted(&run, &cut) {
+                    Ok(()) => {
+                        self.execute_node(workflow, node, &mut run, cut, journal)
+                            .await
+                    }
+                    Err(e) => fail_node(&mut run, cut, e.to_string()),
+                }
+            }
+            Err(why) => {
+                let error = format!(
+                    "interrupted: airlock stopped while this node run was in flight, and it was not sent again because {why}"
+                );
+                cut.fail(error, cut.duration_ms);
+                match journal.node_finished(&run, &cut) {
+                    Ok(()) => record(workflow, &mut run, cut),
+                    Err(e) => fail_node(&mut run, cut, e.to_string()),
+                }
+            }
+        };
+        self.walk(workflow, run, after, journal).await
+    }
+
+    /// Follows `after` from node to node until the run ends or waits.
+    async fn walk<'w>(
+        &self,
+        workflow: &'w Workflow,
+        mut run: WorkflowRun,
+        mut after: After<'w>,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        loop {
+            let node = match after {
+                After::Next(Some(node)) => node,
+                After::Next(None) => return finish(run, RunResult::Success, None, journal),
+                After::Wait => return run,
+                After::End(result, error) => return finish(run, result, error, journal),
+            };
             if journal.cancel_requested(&run.identifier) {
                 return finish(run, RunResult::Cancelled, None, journal);
             }
-            let mut node_run = NodeRun::started(node, new_node_run_id(), now());
-            if let Err(e) = journal.node_started(&run, &node_run) {
-                node_run.fail(e.to_string(), 0);
-                run.node_runs.push(node_run);
-                return finish(run, RunResult::Failed, None, journal);
-            }
-            let started = Instant::now();
-            let mut bindings = Bindings::new(self.secrets.clone());
-            let ctx = template_context(
-                &workflow_ctx,
-                &run_ctx,
-                &run.outputs,
-                bindings.context_object(),
-                &node_run.identifier,
-                &node_run.created_at,
-            );
-            let step = match &node.kind {
-                NodeKind::Condition => condition_step(node, &ctx),
-                _ => {
-                    self.action_step(
-                        workflow,
-                        node,
-                        &run.identifier,
-                        &node_run.identifier,
-                        &mut bindings,
-                        &ctx,
-                    )
-                    .await
-                }
-            }
-            .scrubbed(&bindings);
-            let failed = step.error.is_some();
-            let output = if failed && node.on_failure == OnFailure::Continue {
-                json!({ "error": { "message": step.error } })
-            } else {
-                step.output
-            };
-            run.outputs.insert(node.identifier.clone(), output.clone());
-            node_run.status = RunStatus::Completed;
-            node_run.result = Some(if failed {
-                RunResult::Failed
-            } else {
-                RunResult::Success
-            });
-            node_run.output = output;
-            node_run.error = step.error;
-            node_run.logs = step.logs;
-            node_run.duration_ms = started.elapsed().as_millis() as u64;
+            after = self.node_step(workflow, node, &mut run, journal).await;
+        }
+    }
+
+    /// Runs `node` as the next node run of `run`, recording its start and its end.
+    async fn node_step<'w>(
+        &self,
+        workflow: &'w Workflow,
+        node: &'w Node,
+        run: &mut WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> After<'w> {
+        let mut node_run = NodeRun::started(node, new_node_run_id(), now());
+        if let Err(e) = journal.node_started(run, &node_run) {
+            node_run.fail(e.to_string(), 0);
             run.node_runs.push(node_run);
-            if let Some(recorded) = run.node_runs.last()
-                && let Err(e) = journal.node_finished(&run, recorded)
-            {
-                return finish(run, RunResult::Failed, Some(e.to_string()), journal);
+            return After::End(RunResult::Failed, None);
+        }
+        self.execute_node(workflow, node, run, node_run, journal)
+            .await
+    }
+
+    /// Runs the started `node_run` of `node` and records how it ended.
+    async fn execute_node<'w>(
+        &self,
+        workflow: &'w Workflow,
+        node: &'w Node,
+        run: &mut WorkflowRun,
+        mut node_run: NodeRun,
+        journal: &dyn RunJournal,
+    ) -> After<'w> {
+        let started = Instant::now();
+        let mut bindings = Bindings::new(self.secrets.clone());
+        let ctx = node_context(workflow, run, &node_run, &bindings);
+        let step = match &node.kind {
+            NodeKind::Condition => condition_step(node, &ctx),
+            _ => {
+                let at = NodeRunAt {
+                    run,
+                    node_run: &node_run,
+                    journal,
+                };
+                self.action_step(workflow, node, at, &mut bindings, &ctx)
+                    .await
             }
-            if failed && node.on_failure == OnFailure::Terminate {
-                return finish(run, RunResult::Failed, None, journal);
-            }
-            current = match step.outlet {
-                Some(outlet) => workflow.next_from_condition(&node.identifier, outlet.as_deref()),
-                None => workflow.next(&node.identifier),
+        }
+        .scrubbed(&bindings);
+        node_run.duration_ms = started.elapsed().as_millis() as u64;
+        if step.waits {
+            node_run.logs = step.logs;
+            return match journal.node_waiting(run, &node_run) {
+                Ok(None) => {
+                    run.node_runs.push(node_run);
+                    After::Wait
+                }
+                // The callback came before the request's answer did.
+                Ok(Some(completed)) => record(workflow, run, completed),
+                Err(e) => fail_node(run, node_run, e.to_string()),
             };
         }
-        finish(run, RunResult::Success, None, journal)
+        step.into_node_run(node, &mut node_run);
+        match journal.node_finished(run, &node_run) {
+            Ok(()) => record(workflow, run, node_run),
+            // A callback completed the node run while its request was failing: it stands.
+            Err(StoreError::NotInProgress(_)) if node.callback.is_some() => {
+                match journal.node_waiting(run, &node_run) {
+                    Ok(Some(completed)) => record(workflow, run, completed),
+                    _ => fail_node(run, node_run, "the node run ended elsewhere".into()),
+                }
+            }
+            Err(e) => {
+                run.node_runs.push(node_run);
+                After::End(RunResult::Failed, Some(e.to_string()))
+            }
+        }
     }
 
     async fn action_step(
         &self,
         workflow: &Workflow,
         node: &Node,
-        run_id: &str,
-        node_run_id: &str,
+        at: NodeRunAt<'_>,
         bindings: &mut Bindings,
         ctx: &Value,
     ) -> Step {
-        let fail = |error: String| Step {
-            output: Value::Null,
-            error: Some(error),
-            logs: Vec::new(),
-            outlet: None,
+        let (registered, invocation) = match self.invocation(workflow, node, at, bindings, ctx) {
+            Ok(prepared) => prepared,
+            Err(error) => return Step::failed(error),
         };
+        let outcome = self
+            .sandbox
+            .run(&registered.component, self.gate.clone(), invocation)
+            .await;
+        let logs: Vec<Value> = outcome
+            .logs
+            .iter()
+            .map(|line| serde_json::to_value(line).unwrap_or(Value::Null))
+            .collect();
+        let output = outcome.result.map_err(|f| f.to_string()).and_then(|text| {
+            serde_json::from_str::<Value>(&text)
+                .map_err(|e| format!("the node returned invalid JSON: {e}"))
+        });
+        let step = match output {
+            // Its output is what the callback brings; the request's answer only said "accepted".
+            Ok(_) if node.callback.is_some() => Step {
+                waits: true,
+                ..Step::done(Value::Null)
+            },
+            Ok(output) => match apply_variables(node, ctx, output) {
+                Ok(output) => Step::done(output),
+                Err(error) => Step::failed(error),
+            },
+            Err(error) => Step::failed(error),
+        };
+        Step { logs, ..step }
+    }
+
+    /// Renders the node's config and sets up its egress: the secrets it may use, its limits,
+    /// and for an asynchronous webhook the callback headers (its token stored hashed first).
+    fn invocation(
+        &self,
+        workflow: &Workflow,
+        node: &Node,
+        at: NodeRunAt<'_>,
+        bindings: &mut Bindings,
+        ctx: &Value,
+    ) -> Result<(&RegisteredNode, Invocation), String> {
         let type_name = node.kind.type_name();
-        let Some(registered) = self.nodes.get(type_name) else {
-            return fail(format!("no node component serves type {type_name}"));
-        };
-        let component = &registered.component;
-        let config = match node.config_template.render(ctx) {
-            Ok(config) => config,
-            Err(e) => return fail(format!("node \"{}\": {e}", node.identifier)),
-        };
+        let registered = self
+            .nodes
+            .get(type_name)
+            .ok_or_else(|| format!("no node component serves type {type_name}"))?;
+        let mut config = node
+            .config_template
+            .render(ctx)
+            .map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
+        if let Some(callback) = &node.callback {
+            self.expect_callback(node, callback, at, bindings, &mut config)?;
+        }
         let config = config.to_string();
         bindings.retain_used(&config);
         // Validation checks the secrets a config names; this also catches dynamic references.
         let used = bindings.used_in(config.as_bytes());
-        if let Err(e) = registered.check_secrets(&node.identifier, &used) {
-            return fail(e.to_string());
-        }
+        registered
+            .check_secrets(&node.identifier, &used)
+            .map_err(|e| e.to_string())?;
         let limits = self.limits.for_node(
             &node.identifier,
             registered.limits.as_ref().unwrap_or(self.limits.defaults()),
         );
         let caller = Caller {
-            run: run_id.to_string(),
-            node_run: node_run_id.to_string(),
+            run: at.run.identifier.clone(),
+            node_run: at.node_run.identifier.clone(),
             node: node.identifier.clone(),
-            component: component.digest().to_string(),
+            component: registered.component.digest().to_string(),
             bindings: Arc::new(bindings.clone()),
             requests_made: AtomicU32::new(0),
             node_allow: registered.egress_allow(),
@@ -203,45 +331,165 @@ impl Runtime {
             caller,
             limits,
         };
-        let outcome = self
-            .sandbox
-            .run(component, self.gate.clone(), invocation)
-            .await;
-        let logs = outcome
-            .logs
-            .iter()
-            .map(|line| serde_json::to_value(line).unwrap_or(Value::Null))
-            .collect();
-        let output = match outcome.result {
-            Ok(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(output) => output,
-                Err(e) => {
-                    return Step {
-                        logs,
-                        ..fail(format!("the node returned invalid JSON: {e}"))
-                    };
-                }
-            },
-            Err(message) => {
-                return Step {
-                    logs,
-                    ..fail(message)
-                };
-            }
-        };
-        match apply_variables(node, ctx, output) {
-            Ok(output) => Step {
-                output,
-                error: None,
-                logs,
-                outlet: None,
-            },
-            Err(error) => Step {
-                logs,
-                ..fail(error)
-            },
-        }
+        Ok((registered, invocation))
     }
+
+    /// Adds the callback headers to an asynchronous webhook's rendered config; the token is a
+    /// handle the gate swaps for the token at send time, and only its hash is stored.
+    fn expect_callback(
+        &self,
+        node: &Node,
+        callback: &Callback,
+        at: NodeRunAt<'_>,
+        bindings: &mut Bindings,
+        config: &mut Value,
+    ) -> Result<(), String> {
+        let base = self.callback_base.as_deref().ok_or_else(|| {
+            format!(
+                "node \"{}\": an asynchronous webhook needs a callback listener (airlock serve, or airlock run)",
+                node.identifier
+            )
+        })?;
+        let token = bindings.bind_token(CALLBACK_TOKEN_SECRET);
+        let expected = ExpectedCallback {
+            token_sha256: token.sha256,
+            deadline_ms: callback.timeout_ms.map(|ms| unix_ms() + ms),
+        };
+        at.journal
+            .callback_expected(at.run, at.node_run, &expected)
+            .map_err(|e| e.to_string())?;
+        let node_run = &at.node_run.identifier;
+        let headers = [
+            ("Airlock-Run", at.run.identifier.clone()),
+            ("Airlock-Node-Run", node_run.clone()),
+            (
+                "Airlock-Callback-Url",
+                format!(
+                    "{}/v1/workflows/nodes/runs/{node_run}",
+                    base.trim_end_matches('/')
+                ),
+            ),
+            ("Airlock-Callback-Token", token.handle),
+        ];
+        let fields = config
+            .as_object_mut()
+            .ok_or_else(|| format!("node \"{}\": the config is not an object", node.identifier))?;
+        let entry = fields
+            .entry("headers")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(map) = entry {
+            // The host's headers replace any of the same name the workflow wrote.
+            map.retain(|name, _| !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)));
+            for (name, value) in headers {
+                map.insert(name.to_owned(), Value::String(value));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The run, node run and journal an action runs under.
+#[derive(Clone, Copy)]
+struct NodeRunAt<'a> {
+    run: &'a WorkflowRun,
+    node_run: &'a NodeRun,
+    journal: &'a dyn RunJournal,
+}
+
+/// A node run cut short by the store: it fails, and so does the run.
+fn fail_node<'w>(run: &mut WorkflowRun, mut node_run: NodeRun, error: String) -> After<'w> {
+    node_run.fail(error.clone(), node_run.duration_ms);
+    run.node_runs.push(node_run);
+    After::End(RunResult::Failed, Some(error))
+}
+
+fn node_context(
+    workflow: &Workflow,
+    run: &WorkflowRun,
+    node_run: &NodeRun,
+    bindings: &Bindings,
+) -> Value {
+    let workflow_ctx = json!({ "identifier": workflow.identifier, "title": workflow.title, "versionIdentifier": run.workflow_version });
+    let run_ctx = json!({
+        "identifier": run.identifier,
+        "createdAt": run.created_at,
+        "trigger": run.trigger,
+    });
+    template_context(
+        &workflow_ctx,
+        &run_ctx,
+        &run.outputs,
+        bindings.context_object(),
+        &node_run.identifier,
+        &node_run.created_at,
+    )
+}
+
+/// Takes a completed node run into `run` (its output becomes `.outputs.<node>`), and says where
+/// the walk goes next.
+fn record<'w>(workflow: &'w Workflow, run: &mut WorkflowRun, completed: NodeRun) -> After<'w> {
+    run.outputs
+        .insert(completed.node.clone(), completed.output.clone());
+    match run
+        .node_runs
+        .iter_mut()
+        .find(|n| n.identifier == completed.identifier)
+    {
+        Some(slot) => *slot = completed,
+        None => run.node_runs.push(completed),
+    }
+    match run.node_runs.last() {
+        Some(last) => after(workflow, last),
+        None => After::End(RunResult::Failed, None),
+    }
+}
+
+/// Why a node run cut off mid-request may not be sent again: only a WEBHOOK says what its request
+/// is, and only GET, HEAD, PUT, DELETE and OPTIONS mean the same when sent twice.
+fn resend_method(node: &Node) -> Result<&str, String> {
+    if node.kind != NodeKind::Webhook {
+        return Err(format!(
+            "a {} node's requests are not known to be idempotent",
+            node.kind.type_name()
+        ));
+    }
+    let method = node
+        .config
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("POST");
+    match method {
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" => Ok(method),
+        other => Err(format!("{other} is not idempotent")),
+    }
+}
+
+/// Where a run goes on from: after its last node run (the trigger's, for a new run).
+fn resume_point<'w>(workflow: &'w Workflow, run: &WorkflowRun) -> After<'w> {
+    match run.node_runs.last() {
+        Some(last) if last.status == RunStatus::InProgress => After::Wait,
+        Some(last) => after(workflow, last),
+        None => After::End(RunResult::Failed, Some("the run has no trigger".into())),
+    }
+}
+
+/// Where the walk goes after the completed node run `last`.
+fn after<'w>(workflow: &'w Workflow, last: &NodeRun) -> After<'w> {
+    let Some(node) = workflow.node(&last.node) else {
+        return After::End(
+            RunResult::Failed,
+            Some(format!("the workflow has no node \"{}\"", last.node)),
+        );
+    };
+    let failed = last.result != Some(RunResult::Success);
+    if failed && node.on_failure == OnFailure::Terminate {
+        return After::End(RunResult::Failed, None);
+    }
+    if node.kind == NodeKind::Condition && !failed {
+        let outlet = last.output.get("outlet").and_then(Value::as_str);
+        return After::Next(workflow.next_from_condition(&node.identifier, outlet));
+    }
+    After::Next(workflow.next(&node.identifier))
 }
 
 /// Completes the run with `result`; `error` (a store failure) is logged, as there is no node run
@@ -264,18 +512,25 @@ fn finish(
     run
 }
 
-/// The node after the last node run of `run` (the trigger's, for a new run), if the path goes on.
-fn next_after<'w>(workflow: &'w Workflow, run: &WorkflowRun) -> Option<&'w Node> {
-    let last = run.node_runs.last()?;
-    let node = workflow.node(&last.node)?;
-    if node.kind == NodeKind::Condition {
-        let outlet = last.output.get("outlet").and_then(Value::as_str);
-        return workflow.next_from_condition(&node.identifier, outlet);
-    }
-    workflow.next(&node.identifier)
-}
-
 impl Step {
+    fn done(output: Value) -> Step {
+        Step {
+            output,
+            error: None,
+            logs: Vec::new(),
+            waits: false,
+        }
+    }
+
+    fn failed(error: String) -> Step {
+        Step {
+            output: Value::Null,
+            error: Some(error),
+            logs: Vec::new(),
+            waits: false,
+        }
+    }
+
     /// Everything a node run leaves behind (its output, error and logs) goes to later nodes, the
     /// run store and stdout: no secret value in any recognised encoding, and no handle either
     /// (handles are not secrets, but they mean nothing outside their node run: show names).
@@ -288,8 +543,27 @@ impl Step {
                 .into_iter()
                 .map(|line| bindings.scrub_json(line))
                 .collect(),
-            outlet: self.outlet,
+            waits: self.waits,
         }
+    }
+
+    /// Completes `node_run` with this step: a failure that continues leaves
+    /// `{"error": {"message"}}` as the output.
+    fn into_node_run(self, node: &Node, node_run: &mut NodeRun) {
+        let failed = self.error.is_some();
+        node_run.output = if failed && node.on_failure == OnFailure::Continue {
+            json!({ "error": { "message": self.error } })
+        } else {
+            self.output
+        };
+        node_run.status = RunStatus::Completed;
+        node_run.result = Some(if failed {
+            RunResult::Failed
+        } else {
+            RunResult::Success
+        });
+        node_run.error = self.error;
+        node_run.logs = self.logs;
     }
 }
 
@@ -318,28 +592,13 @@ fn condition_step(node: &Node, ctx: &Value) -> Step {
     for outlet in &node.outlets {
         match outlet.expression.eval(ctx) {
             Ok(value) if truthy(&value) => {
-                return Step {
-                    output: json!({ "outlet": outlet.identifier }),
-                    error: None,
-                    logs: Vec::new(),
-                    outlet: Some(Some(outlet.identifier.clone())),
-                };
+                return Step::done(json!({ "outlet": outlet.identifier }));
             }
             Ok(_) => {}
             Err(e) => {
-                return Step {
-                    output: Value::Null,
-                    error: Some(format!("node \"{}\": {e}", node.identifier)),
-                    logs: Vec::new(),
-                    outlet: None,
-                };
+                return Step::failed(format!("node \"{}\": {e}", node.identifier));
             }
         }
     }
-    Step {
-        output: json!({ "outlet": null, "fallback": true }),
-        error: None,
-        logs: Vec::new(),
-        outlet: Some(None),
-    }
+    Step::done(json!({ "outlet": null, "fallback": true }))
 }

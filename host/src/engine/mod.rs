@@ -1,6 +1,7 @@
 //! Runs a workflow: starts at the trigger, follows connections (CONDITION picks one outlet),
 //! renders each node's templates, runs action nodes in the sandbox, and records every node run.
 
+mod callback;
 mod context;
 mod execute;
 mod ids;
@@ -14,8 +15,10 @@ mod secret_refs;
 use std::sync::Arc;
 
 pub use crate::config::NodeManifest;
+pub use callback::Completion;
+pub use execute::CALLBACK_TOKEN_SECRET;
 pub use ids::{new_node_run_id, new_run_id};
-pub use journal::{NoJournal, RunJournal};
+pub use journal::{ExpectedCallback, NoJournal, RunJournal};
 pub use manifest::{MANIFEST_FILE, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
@@ -37,4 +40,7 @@ pub struct Runtime {
     pub nodes: NodeRegistry,
     /// The policy's `[limits]`: defaults, and overrides per workflow node.
     pub limits: PolicyLimits,
+    /// The base URL at which this process takes callbacks (`serve`'s public URL, or the listener
+    /// of a one-shot `run`); an asynchronous webhook fails without one.
+    pub callback_base: Option<String>,
 }

@@ -81,6 +81,7 @@ impl Runtime {
             secrets: Arc::new(secrets),
             nodes,
             limits,
+            callback_base: None,
         })
     }
 

@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::airlock::node::{egress, log};
 use super::cpu::CpuClock;
-use super::http::GateHooks;
-use super::limits::{self, NodeLimits};
-use crate::egress::{Caller, EgressError, Gate, Request};
+use super::http::{GateHooks, GatedHttp};
+use super::limits::{Breach, MemoryLimiter, NodeLimits};
+use super::logs::{LogLevel, NodeLog};
+use crate::egress::{Caller, Denial, EgressError, Gate, Request};
 
 /// Per node run store data. Dropped with the store, so nothing outlives the node run.
 pub struct NodeState {
@@ -21,84 +20,69 @@ pub struct NodeState {
     http: WasiHttpCtx,
     /// wasi:http requests go to the same gate, as the same caller, as the egress import.
     http_hooks: GateHooks,
-    pub(super) store_limits: StoreLimits,
+    pub(super) limiter: MemoryLimiter,
     pub(super) limits: NodeLimits,
     gate: Arc<Gate>,
     pub(super) caller: Arc<Caller>,
-    pub(super) logs: Vec<LogLine>,
+    pub(super) logs: NodeLog,
     log_bytes: usize,
-    pub(super) log_limit_hit: bool,
-    pub(super) request_limit_hit: bool,
     requests_started: u32,
     /// CPU time spent running (being polled), for the CPU-time limit.
     pub(super) cpu: Arc<CpuClock>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LogLine {
-    #[serde(rename = "logLevel")]
-    pub level: LogLevel,
-    #[serde(rename = "log")]
-    pub message: String,
-}
-
 impl NodeState {
     pub(super) fn new(gate: Arc<Gate>, caller: Caller, limits: NodeLimits) -> NodeState {
         let caller = Arc::new(caller);
-        let http_hooks = GateHooks::new(Arc::clone(&gate), Arc::clone(&caller));
+        let logs = NodeLog::default();
+        let http_hooks = GateHooks::new(Arc::clone(&gate), Arc::clone(&caller), logs.clone());
         NodeState {
             // Nothing granted: no preopened dirs, no environment, no sockets, no stdio.
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             http_hooks,
-            store_limits: limits.store_limits(),
+            limiter: MemoryLimiter::new(&limits),
             limits,
             gate,
             caller,
-            logs: Vec::new(),
+            logs,
             log_bytes: 0,
-            log_limit_hit: false,
-            request_limit_hit: false,
             requests_started: 0,
             cpu: Arc::new(CpuClock::new()),
         }
     }
+}
 
+impl GatedHttp for NodeState {
     /// Counts a request the node starts (egress import or wasi:http). Past its cap a node is
     /// stopped, not answered: a loop ignoring denials would otherwise spin on them. (The gate's
     /// own cap is the policy's highest.) Counted here, when the node asks, because a wasi:http
     /// request reaches the gate only later and several can be in flight.
     /// `method` and `url` are what the node asked for: a refused attempt is audited too.
-    pub(super) fn start_request(&mut self, method: &str, url: &str) -> wasmtime::Result<()> {
+    fn start_request(&mut self, method: &str, url: &str) -> wasmtime::Result<()> {
         if self.requests_started >= self.limits.max_requests {
-            self.request_limit_hit = true;
-            let reason = limits::request_limit_message(&self.limits);
-            let refusal = EgressError::Denied(reason.clone());
+            let denial = Denial::RequestLimit {
+                limit: self.limits.max_requests,
+            };
+            let refusal = EgressError::Denied(denial.clone());
             self.gate.record_unsent(&self.caller, method, url, refusal);
-            wasmtime::bail!(reason);
+            return Err(wasmtime::Error::new(denial));
         }
         self.requests_started += 1;
         Ok(())
     }
 
-    /// Lets the gate decide a request from its head; a refusal is audited.
-    pub(super) fn admit(&self, head: &Request) -> Result<(), EgressError> {
+    fn admit(&self, head: &Request) -> Result<(), EgressError> {
         self.gate.admit(&self.caller, head)
     }
 
-    /// Audits a request that failed before it reached the gate.
-    pub(super) fn record_unsent(&self, method: &str, url: &str, err: EgressError) {
+    fn record_unsent(&self, method: &str, url: &str, err: EgressError) {
         self.gate.record_unsent(&self.caller, method, url, err);
+    }
+
+    fn log(&self) -> &NodeLog {
+        &self.logs
     }
 }
 
@@ -141,10 +125,12 @@ impl egress::Host for NodeState {
                 headers: r.headers,
                 body: r.body,
             }),
-            Err(EgressError::Denied(why)) => Err(egress::Error::Denied(why)),
-            Err(EgressError::InvalidRequest(why)) => Err(egress::Error::InvalidRequest(why)),
+            Err(EgressError::Denied(why)) => Err(egress::Error::Denied(why.to_string())),
+            Err(EgressError::InvalidRequest(why)) => {
+                Err(egress::Error::InvalidRequest(why.to_string()))
+            }
             Err(EgressError::Timeout) => Err(egress::Error::Timeout),
-            Err(EgressError::Connection(why)) => Err(egress::Error::Connection(why)),
+            Err(EgressError::Connection(why)) => Err(egress::Error::Connection(why.to_string())),
             Err(EgressError::TooLarge(limit)) => Err(egress::Error::TooLarge(limit)),
             Err(EgressError::OverBudget(over)) => Err(egress::Error::TooLarge(
                 u64::try_from(over.limit).unwrap_or(u64::MAX),
@@ -159,8 +145,9 @@ impl log::Host for NodeState {
         self.log_bytes = self.log_bytes.saturating_add(message.len());
         if self.log_bytes > self.limits.max_log_bytes {
             // A flood fails the node run rather than filling memory or the store.
-            self.log_limit_hit = true;
-            wasmtime::bail!("log limit of {} bytes exceeded", self.limits.max_log_bytes);
+            return Err(wasmtime::Error::new(Breach::Logs {
+                limit: self.limits.max_log_bytes,
+            }));
         }
         let level = match level {
             log::Level::Debug => LogLevel::Debug,
@@ -168,7 +155,7 @@ impl log::Host for NodeState {
             log::Level::Warn => LogLevel::Warn,
             log::Level::Error => LogLevel::Error,
         };
-        self.logs.push(LogLine { level, message });
+        self.logs.push(level, message);
         Ok(())
     }
 }

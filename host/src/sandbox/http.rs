@@ -18,8 +18,10 @@ use wasmtime_wasi_http::p2::bindings::http::{outgoing_handler, types};
 use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpHooks, WasiHttpView};
 
-use super::host::NodeState;
-use crate::egress::{self, BodyBudget, Caller, EgressError, Gate, Reservation};
+use super::logs::{LogLevel, NodeLog};
+use crate::egress::{
+    self, BodyBudget, Caller, ConnectionFailure, Denial, EgressError, Gate, Invalid, Reservation,
+};
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture =
@@ -32,13 +34,25 @@ const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
 /// until the hooks below read them (and reserve them against the node run's body budget).
 const BODY_CHUNK: usize = 64 * 1024;
 
+/// What the outgoing handler needs from a node run's state besides wasi:http's own view.
+pub(super) trait GatedHttp: WasiHttpView + Send + 'static {
+    /// Counts a request against the node run's cap; past it, the error stops the node.
+    fn start_request(&mut self, method: &str, url: &str) -> wasmtime::Result<()>;
+    /// The gate's decision on a request's head; a refusal is audited.
+    fn admit(&self, head: &egress::Request) -> Result<(), EgressError>;
+    /// Audits a request that failed before it reached the gate.
+    fn record_unsent(&self, method: &str, url: &str, err: EgressError);
+    /// Where the host notes why a request failed: the error code cannot say.
+    fn log(&self) -> &NodeLog;
+}
+
 /// Adds wasi:http (p2) to the linker, its outgoing-handler behind the node run's request cap.
-pub(super) fn add_to_linker(linker: &mut Linker<NodeState>) -> wasmtime::Result<()> {
+pub(super) fn add_to_linker<T: GatedHttp>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let options = LinkOptions::default();
-    types::add_to_linker::<_, WasiHttp>(linker, &options.into(), NodeState::http)?;
+    types::add_to_linker::<_, WasiHttp>(linker, &options.into(), T::http)?;
     linker
         .instance(OUTGOING_HANDLER)?
-        .func_wrap("handle", handle)
+        .func_wrap("handle", handle::<T>)
 }
 
 type HandleResult = Result<Resource<HostFutureIncomingResponse>, types::ErrorCode>;
@@ -46,8 +60,8 @@ type HandleResult = Result<Resource<HostFutureIncomingResponse>, types::ErrorCod
 /// `outgoing-handler.handle`, counted against the request cap exactly as `egress.send` is (the
 /// request past the cap stops the node rather than answering it), and decided by the gate from
 /// its head, before any of its body is buffered. Every refusal here is audited.
-fn handle(
-    mut store: StoreContextMut<'_, NodeState>,
+fn handle<T: GatedHttp>(
+    mut store: StoreContextMut<'_, T>,
     (request, options): (
         Resource<HostOutgoingRequest>,
         Option<Resource<types::RequestOptions>>,
@@ -72,14 +86,16 @@ fn handle(
     if let Err(err) = admitted {
         // The request (and the stream its body is written to) goes.
         state.http().table.delete(request)?;
-        return Ok((Err(to_error_code(err)),));
+        note_failure(state.log(), &head.method, &head.url, &err);
+        return Ok((Err(to_error_code(&err)),));
     }
     match outgoing_handler::Host::handle(&mut state.http(), request, options) {
         Ok(future) => Ok((Ok(future),)),
         // Anything but an error code is a trap, as in the crate's own binding.
         Err(err) => {
             let code: types::ErrorCode = err.downcast()?;
-            let reason = EgressError::InvalidRequest(format!("{code:?}"));
+            let reason = EgressError::InvalidRequest(Invalid::Body(format!("{code:?}")));
+            note_failure(state.log(), &head.method, &head.url, &reason);
             state.record_unsent(&head.method, &head.url, reason);
             Ok((Err(code),))
         }
@@ -94,7 +110,7 @@ struct Head {
     headers: Result<Vec<(String, String)>, EgressError>,
 }
 
-fn describe(state: &mut NodeState, request: &Resource<HostOutgoingRequest>) -> Head {
+fn describe<T: GatedHttp>(state: &mut T, request: &Resource<HostOutgoingRequest>) -> Head {
     let view = state.http();
     let Ok(request) = view.table.get(request) else {
         return Head {
@@ -127,7 +143,9 @@ fn text_headers(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, Egre
         .iter()
         .map(|(name, value)| {
             let value = value.to_str().map_err(|_| {
-                EgressError::InvalidRequest(format!("header {name} has a value that is not ASCII"))
+                EgressError::InvalidRequest(Invalid::Header(format!(
+                    "header {name} has a value that is not ASCII"
+                )))
             })?;
             Ok((name.as_str().to_string(), value.to_string()))
         })
@@ -138,11 +156,12 @@ fn text_headers(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, Egre
 pub(super) struct GateHooks {
     gate: Arc<Gate>,
     caller: Arc<Caller>,
+    log: NodeLog,
 }
 
 impl GateHooks {
-    pub(super) fn new(gate: Arc<Gate>, caller: Arc<Caller>) -> GateHooks {
-        GateHooks { gate, caller }
+    pub(super) fn new(gate: Arc<Gate>, caller: Arc<Caller>, log: NodeLog) -> GateHooks {
+        GateHooks { gate, caller, log }
     }
 }
 
@@ -164,13 +183,16 @@ impl WasiHttpHooks for GateHooks {
     ) -> SendFuture {
         let gate = Arc::clone(&self.gate);
         let caller = Arc::clone(&self.caller);
+        let log = self.log.clone();
         let unsent = Unsent {
             gate: Arc::clone(&gate),
             caller: Arc::clone(&caller),
+            log: log.clone(),
             method: request.method().to_string(),
             url: request.uri().to_string(),
             open: true,
         };
+        let (method, url) = (unsent.method.clone(), unsent.url.clone());
         Box::new(async move {
             let (request, _held) = match to_egress(request, options, &caller.buffers).await {
                 Ok(buffered) => buffered,
@@ -181,7 +203,10 @@ impl WasiHttpHooks for GateHooks {
             }
             // The gate writes the record from here, even if this future is dropped.
             unsent.hand_over();
-            let response = gate.send(&caller, request).await.map_err(to_error)?;
+            let response = gate.send(&caller, request).await.map_err(|err| {
+                note_failure(&log, &method, &url, &err);
+                Error::from(to_error_code(&err))
+            })?;
             Ok((
                 to_response(response)?,
                 Box::new(async { Ok(()) }) as IoFuture,
@@ -196,6 +221,7 @@ impl WasiHttpHooks for GateHooks {
 struct Unsent {
     gate: Arc<Gate>,
     caller: Arc<Caller>,
+    log: NodeLog,
     method: String,
     url: String,
     /// Not yet audited nor handed over.
@@ -206,9 +232,11 @@ impl Unsent {
     /// Audits the failure; returns what the node is told.
     fn fail(mut self, err: EgressError) -> Error {
         self.open = false;
+        note_failure(&self.log, &self.method, &self.url, &err);
+        let code = to_error_code(&err);
         self.gate
-            .record_unsent(&self.caller, &self.method, &self.url, err.clone());
-        to_error(err)
+            .record_unsent(&self.caller, &self.method, &self.url, err);
+        Error::from(code)
     }
 
     fn hand_over(mut self) {
@@ -219,9 +247,9 @@ impl Unsent {
 impl Drop for Unsent {
     fn drop(&mut self) {
         if self.open {
-            let reason = EgressError::InvalidRequest(
+            let reason = EgressError::InvalidRequest(Invalid::Body(
                 "the request was dropped before its body was finished".into(),
-            );
+            ));
             self.gate
                 .record_unsent(&self.caller, &self.method, &self.url, reason);
         }
@@ -241,7 +269,7 @@ async fn to_egress(
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
-            EgressError::InvalidRequest(format!("the request body failed: {err}"))
+            EgressError::InvalidRequest(Invalid::Body(format!("the request body failed: {err}")))
         })?;
         if let Ok(data) = frame.into_data() {
             held.grow(data.len())?;
@@ -322,22 +350,56 @@ impl Body for HeldBody {
     }
 }
 
-/// The gate's reason must reach the node, so refusals travel in `internal-error`, the one
-/// wasi:http error code that carries text.
-fn to_error_code(err: EgressError) -> types::ErrorCode {
+/// The wasi:http error code for a gate error, as wasmtime-wasi-http's own client would give
+/// it. The code carries no reason; [`note_failure`] puts it in the node's log.
+fn to_error_code(err: &EgressError) -> types::ErrorCode {
+    use types::ErrorCode as Code;
     match err {
-        EgressError::Timeout => types::ErrorCode::ConnectionTimeout,
-        EgressError::TooLarge(limit) => types::ErrorCode::HttpResponseBodySize(Some(limit)),
-        other => types::ErrorCode::InternalError(Some(other.to_string())),
+        EgressError::Denied(Denial::Address(_)) => Code::DestinationIpProhibited,
+        EgressError::Denied(_) => Code::HttpRequestDenied,
+        EgressError::InvalidRequest(invalid) => match invalid {
+            Invalid::Method(_) => Code::HttpRequestMethodInvalid,
+            Invalid::Url(_) => Code::HttpRequestUriInvalid,
+            Invalid::UrlTooLong { .. } => Code::HttpRequestUriTooLong,
+            Invalid::TooManyHeaders { limit, .. } | Invalid::HeadersTooLarge { limit, .. } => {
+                Code::HttpRequestHeaderSectionSize(u32::try_from(*limit).ok())
+            }
+            Invalid::Header(_) | Invalid::Body(_) => Code::HttpProtocolError,
+        },
+        EgressError::Timeout => Code::ConnectionTimeout,
+        EgressError::Connection(failure) => match failure {
+            ConnectionFailure::Unresolved { .. } | ConnectionFailure::NoAddresses { .. } => {
+                Code::DnsError(types::DnsErrorPayload {
+                    rcode: None,
+                    info_code: None,
+                })
+            }
+            ConnectionFailure::Connect { .. } => Code::ConnectionRefused,
+            ConnectionFailure::Tls { .. } => Code::TlsProtocolError,
+            ConnectionFailure::Exchange(_) => Code::HttpProtocolError,
+            ConnectionFailure::Unaudited(_) => Code::InternalError(Some(err.to_string())),
+        },
+        EgressError::TooLarge(limit) => Code::HttpResponseBodySize(Some(*limit)),
+        EgressError::OverBudget(_) | EgressError::Cancelled => {
+            Code::InternalError(Some(err.to_string()))
+        }
     }
 }
 
-fn to_error(err: EgressError) -> Error {
-    match err {
-        EgressError::Timeout => Error::ConnectionTimeout,
-        EgressError::TooLarge(limit) => Error::HttpResponseBodySize(Some(limit)),
-        other => Error::InternalError(Some(other.to_string())),
+/// Longest part of a URL a note quotes.
+const NOTE_URL_BYTES: usize = 200;
+
+/// Tells the node's log why a wasi:http request failed. The engine scrubs logs of secrets.
+fn note_failure(log: &NodeLog, method: &str, url: &str, err: &EgressError) {
+    let mut end = url.len().min(NOTE_URL_BYTES);
+    while !url.is_char_boundary(end) {
+        end -= 1;
     }
+    let cut = if end < url.len() { "…" } else { "" };
+    log.push(
+        LogLevel::Warn,
+        format!("wasi:http {method} {}{cut}: {err}", &url[..end]),
+    );
 }
 
 #[cfg(test)]
@@ -345,6 +407,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::egress::AddressRefusal;
     use crate::egress::OverBudget;
 
     #[test]
@@ -360,20 +423,57 @@ mod tests {
     }
 
     #[test]
-    fn gate_errors_keep_their_reason() {
-        let denied = to_error(EgressError::Denied("no rule allows 127.0.0.1".into()));
-        assert!(
-            matches!(&denied, Error::InternalError(Some(text)) if text == "denied: no rule allows 127.0.0.1"),
-            "{denied}"
+    fn gate_errors_become_wasi_http_error_codes_and_log_their_reason() {
+        use types::ErrorCode as Code;
+        let denied = EgressError::Denied(Denial::Policy {
+            rule: "default deny".into(),
+        });
+        assert!(matches!(to_error_code(&denied), Code::HttpRequestDenied));
+        let address = EgressError::Denied(Denial::Address(AddressRefusal::DenyRule {
+            index: 0,
+            rule: "10.0.0.0/8".into(),
+            ip: "10.0.0.1".parse().expect("an address"),
+        }));
+        assert!(matches!(
+            to_error_code(&address),
+            Code::DestinationIpProhibited
+        ));
+        let unresolved = EgressError::Connection(ConnectionFailure::NoAddresses {
+            host: "empty.example".into(),
+        });
+        assert!(matches!(to_error_code(&unresolved), Code::DnsError(_)));
+        let long_url = EgressError::InvalidRequest(Invalid::UrlTooLong {
+            bytes: 9000,
+            limit: 8192,
+        });
+        assert!(matches!(
+            to_error_code(&long_url),
+            Code::HttpRequestUriTooLong
+        ));
+        assert!(matches!(
+            to_error_code(&EgressError::Timeout),
+            Code::ConnectionTimeout
+        ));
+        assert!(matches!(
+            to_error_code(&EgressError::TooLarge(10)),
+            Code::HttpResponseBodySize(Some(10))
+        ));
+
+        let log = NodeLog::default();
+        note_failure(
+            &log,
+            "GET",
+            &format!("http://x/{}", "é".repeat(200)),
+            &denied,
         );
-        assert!(matches!(
-            to_error(EgressError::Timeout),
-            Error::ConnectionTimeout
-        ));
-        assert!(matches!(
-            to_error(EgressError::TooLarge(10)),
-            Error::HttpResponseBodySize(Some(10))
-        ));
+        let lines = log.take();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].message.starts_with("wasi:http GET http://x/é"));
+        assert!(
+            lines[0].message.ends_with("…: denied: default deny"),
+            "{}",
+            lines[0].message
+        );
     }
 
     #[tokio::test]

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use wasmtime::{StoreContextMut, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Trap, UpdateDeadline};
 
-use super::host::NodeState;
+use crate::egress::Denial;
 
 /// Resource limits for one node run. A breach fails that node run, with a message that names
 /// the limit and its value.
@@ -34,12 +34,72 @@ impl Default for NodeLimits {
     }
 }
 
-impl NodeLimits {
-    pub(super) fn store_limits(&self) -> StoreLimits {
-        StoreLimitsBuilder::new()
-            .memory_size(self.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build()
+/// Why a node run failed: it said so, a limit stopped it, or it crashed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeFailure {
+    /// The node returned this error.
+    #[error("{0}")]
+    Reported(String),
+    #[error(transparent)]
+    Limit(#[from] Breach),
+    /// It trapped: a crash, explained.
+    #[error("{0}")]
+    Crashed(String),
+    #[error("the node returned output that is not valid JSON")]
+    OutputNotJson,
+}
+
+/// A limit a node run went past, with the limit's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Breach {
+    #[error("memory limit of {limit} bytes exceeded")]
+    Memory { limit: usize },
+    #[error("CPU time limit of {} ms exceeded", .limit.as_millis())]
+    CpuTime { limit: Duration },
+    #[error("wall-time limit of {} ms exceeded", .limit.as_millis())]
+    WallTime { limit: Duration },
+    #[error("log limit of {limit} bytes exceeded")]
+    Logs { limit: usize },
+    #[error("request limit of {limit} egress requests per node run exceeded")]
+    Requests { limit: u32 },
+    #[error("output of {bytes} bytes exceeds the output limit of {limit} bytes")]
+    Output { bytes: usize, limit: usize },
+}
+
+/// The store's limiter: linear memory may grow up to the node's limit. Growing past it traps
+/// with a [`Breach`], so the failure is recognised by its type.
+pub(super) struct MemoryLimiter {
+    limit: usize,
+}
+
+impl MemoryLimiter {
+    pub(super) fn new(limits: &NodeLimits) -> MemoryLimiter {
+        MemoryLimiter {
+            limit: limits.memory_bytes,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            return Err(wasmtime::Error::new(Breach::Memory { limit: self.limit }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
     }
 }
 
@@ -106,40 +166,33 @@ impl LimitOverrides {
     }
 }
 
-/// Epoch callback: traps once the node has spent more than its CPU time running (every moment
-/// it executes counts, requests pending or not; time it is blocked does not), and otherwise
-/// yields so that one busy node cannot hold a tokio worker.
-pub(super) fn cpu_time_check(
-    store: StoreContextMut<'_, NodeState>,
-) -> wasmtime::Result<UpdateDeadline> {
-    let state = store.data();
-    if state.cpu.used() > state.limits.cpu_time {
-        return Ok(UpdateDeadline::Interrupt);
+/// What the epoch callback decides: stop a node that has spent more than its CPU time running
+/// (every moment it executes counts, requests pending or not; time it is blocked does not), and
+/// otherwise yield, so that one busy node cannot hold a tokio worker.
+pub(super) fn cpu_deadline(used: Duration, limits: &NodeLimits) -> UpdateDeadline {
+    if used > limits.cpu_time {
+        UpdateDeadline::Interrupt
+    } else {
+        UpdateDeadline::Yield(1)
     }
-    Ok(UpdateDeadline::Yield(1))
 }
 
-/// Turns a trap or host error into a message naming the cause.
-pub(super) fn explain_trap(error: &wasmtime::Error, state: &NodeState) -> String {
-    let limits = &state.limits;
-    if state.log_limit_hit {
-        return format!("log limit of {} bytes exceeded", limits.max_log_bytes);
+/// What stopped a node run that trapped or whose host call failed: a limit, recognised by its
+/// error type, or a crash, explained.
+pub(super) fn explain_trap(error: &wasmtime::Error, limits: &NodeLimits) -> NodeFailure {
+    if let Some(breach) = error.downcast_ref::<Breach>() {
+        return breach.clone().into();
     }
-    if state.request_limit_hit {
-        return request_limit_message(limits);
+    if let Some(Denial::RequestLimit { limit }) = error.downcast_ref::<Denial>() {
+        return Breach::Requests { limit: *limit }.into();
     }
-    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        return format!(
-            "CPU time limit of {} ms exceeded",
-            limits.cpu_time.as_millis()
-        );
-    }
-    let text = format!("{error:#}");
-    // A failed memory.grow with trap_on_grow_failure is not a `Trap`; recognise its message.
-    if text.contains("forcing trap when growing memory") {
-        return format!("memory limit of {} bytes exceeded", limits.memory_bytes);
-    }
-    match error.downcast_ref::<Trap>() {
+    let crash = match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            return Breach::CpuTime {
+                limit: limits.cpu_time,
+            }
+            .into();
+        }
         Some(Trap::StackOverflow) => "stack overflow (recursion too deep)".into(),
         // Languages that keep a stack in linear memory (Rust, C) overflow it this way.
         Some(Trap::MemoryOutOfBounds) => {
@@ -149,22 +202,9 @@ pub(super) fn explain_trap(error: &wasmtime::Error, state: &NodeState) -> String
             "the node crashed (panic or unreachable code reached)".into()
         }
         Some(trap) => format!("the node trapped: {trap}"),
-        None => format!("the node failed: {text}"),
-    }
-}
-
-pub(super) fn wall_time_message(limits: &NodeLimits) -> String {
-    format!(
-        "wall-time limit of {} ms exceeded",
-        limits.wall_time.as_millis()
-    )
-}
-
-pub(super) fn request_limit_message(limits: &NodeLimits) -> String {
-    format!(
-        "request limit of {} egress requests per node run exceeded",
-        limits.max_requests
-    )
+        None => format!("the node failed: {error:#}"),
+    };
+    NodeFailure::Crashed(crash)
 }
 
 /// The most bytes of a node's error message kept: an error is stored and handed to the next
@@ -191,16 +231,16 @@ pub fn cap_error(message: &str) -> String {
 }
 
 /// Rejects outputs that are too large or not JSON.
-pub(super) fn check_output(output: String, limits: &NodeLimits) -> Result<String, String> {
+pub(super) fn check_output(output: String, limits: &NodeLimits) -> Result<String, NodeFailure> {
     if output.len() > limits.max_output_bytes {
-        return Err(format!(
-            "output of {} bytes exceeds the output limit of {} bytes",
-            output.len(),
-            limits.max_output_bytes
-        ));
+        return Err(Breach::Output {
+            bytes: output.len(),
+            limit: limits.max_output_bytes,
+        }
+        .into());
     }
     if serde_json::from_str::<serde::de::IgnoredAny>(&output).is_err() {
-        return Err("the node returned output that is not valid JSON".into());
+        return Err(NodeFailure::OutputNotJson);
     }
     Ok(output)
 }
@@ -249,19 +289,18 @@ mod tests {
         };
         let err = check_output("\"0123456789\"".into(), &limits).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "output of 12 bytes exceeds the output limit of 10 bytes"
         );
-        assert!(
-            check_output("{".into(), &NodeLimits::default())
-                .unwrap_err()
-                .contains("not valid JSON")
+        assert_eq!(
+            check_output("{".into(), &NodeLimits::default()),
+            Err(NodeFailure::OutputNotJson)
         );
         assert_eq!(check_output("{}".into(), &limits), Ok("{}".into()));
-        assert_eq!(
-            wall_time_message(&NodeLimits::default()),
-            "wall-time limit of 60000 ms exceeded"
-        );
+        let wall = Breach::WallTime {
+            limit: NodeLimits::default().wall_time,
+        };
+        assert_eq!(wall.to_string(), "wall-time limit of 60000 ms exceeded");
         let huge = "é".repeat(3 << 20);
         let capped = cap_error(&huge);
         assert!(
@@ -273,9 +312,12 @@ mod tests {
         );
         assert!(capped.len() < 1024, "{}", capped.len());
         assert_eq!(cap_error("short"), "short");
+        let requests = Breach::Requests { limit: 100 };
         assert_eq!(
-            request_limit_message(&NodeLimits::default()),
+            requests.to_string(),
             "request limit of 100 egress requests per node run exceeded"
         );
+        let denial = Denial::RequestLimit { limit: 100 };
+        assert_eq!(denial.to_string(), requests.to_string());
     }
 }

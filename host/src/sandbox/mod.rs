@@ -9,6 +9,7 @@ mod host;
 mod http;
 mod inspect;
 mod limits;
+mod logs;
 mod pool;
 
 use std::path::Path;
@@ -20,9 +21,9 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
-pub use host::{LogLevel, LogLine};
 pub use inspect::{ComponentReport, ImportReport};
-pub use limits::{LimitOverrides, NodeLimits, PolicyLimits, cap_error};
+pub use limits::{Breach, LimitOverrides, NodeFailure, NodeLimits, PolicyLimits, cap_error};
+pub use logs::{LogLevel, LogLine};
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
@@ -48,8 +49,8 @@ pub enum SandboxError {
         "{what}: imports `{import}`, which this host does not provide (`airlock node inspect` lists what a component imports and what the host provides)"
     )]
     UnsupportedImport { what: String, import: String },
-    #[error("setting up the WebAssembly engine: {0}")]
-    Engine(String),
+    #[error("setting up the WebAssembly engine: {0:#}")]
+    Engine(#[source] wasmtime::Error),
     #[error("component cache {path}: {reason}")]
     Cache { path: String, reason: String },
 }
@@ -91,7 +92,7 @@ pub struct Invocation {
 
 /// What a node run produced: its output (JSON text) or the reason it failed, and its logs.
 pub struct NodeOutcome {
-    pub result: Result<String, String>,
+    pub result: Result<String, NodeFailure>,
     pub logs: Vec<LogLine>,
 }
 
@@ -99,15 +100,13 @@ impl Sandbox {
     /// `cache_dir` holds compiled components (files this host wrote, keyed by content digest
     /// and engine compatibility hash).
     pub fn new(cache_dir: &Path) -> Result<Sandbox, SandboxError> {
-        let (engine, pooled) =
-            pool::new_engine().map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let (engine, pooled) = pool::new_engine().map_err(SandboxError::Engine)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SandboxError::Engine)?;
         // A node's standard HTTP client (wasi:http) is served by the egress gate too.
-        http::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        http::add_to_linker(&mut linker).map_err(SandboxError::Engine)?;
         ActionNode::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+            .map_err(SandboxError::Engine)?;
         spawn_epoch_ticker(&engine);
         let cache = cache::CompileCache::new(cache_dir, &engine)?;
         Ok(Sandbox {
@@ -168,9 +167,12 @@ impl Sandbox {
         let state = NodeState::new(gate, call.caller, limits.clone());
         let clock = Arc::clone(&state.cpu);
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.store_limits);
+        store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(limits::cpu_time_check);
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            Ok(limits::cpu_deadline(state.cpu.used(), &state.limits))
+        });
 
         let attempt = tokio::time::timeout(
             limits.wall_time,
@@ -181,17 +183,20 @@ impl Sandbox {
         )
         .await;
         let result = match attempt {
-            Err(_) => Err(limits::wall_time_message(&limits)),
-            Ok(Err(trap)) => Err(limits::explain_trap(&trap, store.data())),
-            Ok(Ok(Err(message))) => Err(message),
+            Err(_) => Err(Breach::WallTime {
+                limit: limits.wall_time,
+            }
+            .into()),
+            Ok(Err(trap)) => Err(limits::explain_trap(&trap, &limits)),
+            Ok(Ok(Err(message))) => Err(NodeFailure::Reported(message)),
             Ok(Ok(Ok(output))) => limits::check_output(output, &limits),
         };
         // The engine scrubs the result and logs of secrets, with everything else a node run
         // leaves behind.
-        let mut state = store.into_data();
+        let state = store.into_data();
         let outcome = NodeOutcome {
             result,
-            logs: std::mem::take(&mut state.logs),
+            logs: state.logs.take(),
         };
         // The node run is over: requests it left in flight are cut short, wasi:http requests
         // whose bodies were never finished are dropped, and all of them are audited first.

@@ -423,3 +423,34 @@ fn long_values_compile_and_match() {
     let text = format!("x{}y", value.replace('a', "%61"));
     assert_eq!(store.redact_str(&text), "x[secret:key]y");
 }
+
+#[test]
+fn a_bound_token_is_revealed_only_at_its_handle_and_scrubbed_like_a_secret() {
+    let mut bindings = Bindings::new(store(&[("api-token", "tok-value-1")]));
+    let token = bindings.bind_token("airlock-callback-token");
+    let revealed = bindings
+        .reveal(format!("Bearer {}", token.handle).as_bytes(), Encoding::Raw)
+        .expect("reveal");
+    let value = std::str::from_utf8(&revealed[7..]).unwrap().to_owned();
+    assert_eq!(value.len(), 64, "256 random bits in hex");
+    assert_eq!(token_sha256(&value), token.sha256);
+    assert_eq!(
+        bindings.used_in(token.handle.as_bytes()),
+        ["airlock-callback-token"]
+    );
+    let echoed = format!(
+        "{value} {} {} tok-value-1",
+        value.to_uppercase(),
+        token.handle
+    );
+    assert_eq!(
+        bindings.scrub(&echoed),
+        "[secret:airlock-callback-token] [secret:airlock-callback-token] \
+         [secret:airlock-callback-token] [secret:api-token]"
+    );
+    let other = Bindings::new(store(&[]));
+    assert!(
+        other.scrub(&token.handle).contains("__airlock_secret_"),
+        "another node run knows nothing of it"
+    );
+}

@@ -93,9 +93,28 @@ pub trait Store: RunJournal {
     /// False when the run was not in progress.
     fn cancel_run(&self, identifier: &str) -> Result<bool, StoreError>;
 
-    /// Keeps the SHA-256 (hex) of the callback token of an async node run.
-    fn save_callback_token(&self, node_run: &str, token_sha256: &str) -> Result<(), StoreError>;
+    /// The SHA-256 (hex) of the callback token of an async node run.
     fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError>;
+    /// The node run whose callback token has this SHA-256 (hex).
+    fn node_run_of_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError>;
+    /// The run a node run belongs to.
+    fn node_run_owner(&self, node_run: &str) -> Result<Option<String>, StoreError>;
+    /// Appends `logs` to an IN_PROGRESS node run; false when it is not in progress.
+    fn append_logs(&self, node_run: &str, logs: &[Value]) -> Result<bool, StoreError>;
+    /// Every IN_PROGRESS run, oldest first (to resume them after a restart).
+    fn runs_in_progress(&self) -> Result<Vec<String>, StoreError>;
+    /// Every node run that waits for its callback (IN_PROGRESS, its request answered), oldest
+    /// first.
+    fn waiting_callbacks(&self) -> Result<Vec<WaitingCallback>, StoreError>;
+}
+
+/// An asynchronous webhook's node run waiting for its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingCallback {
+    pub run: String,
+    pub node_run: String,
+    /// Unix ms when the wait ends; None waits as long as it takes.
+    pub deadline_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,12 @@ use rusqlite::{Connection, Transaction};
 use crate::engine::WorkflowRun;
 
 /// What each migration does, in order (index + 1 = the version it brings the database to).
-const MIGRATIONS: &[fn(&Transaction) -> rusqlite::Result<()>] = &[v1_run_blobs, v2_durable_runs];
+const MIGRATIONS: &[fn(&Transaction) -> rusqlite::Result<()>] = &[
+    v1_run_blobs,
+    v2_durable_runs,
+    v3_callback_deadlines,
+    v4_accepted_callbacks,
+];
 
 pub const CURRENT: u32 = MIGRATIONS.len() as u32;
 
@@ -118,4 +123,20 @@ fn v2_durable_runs(tx: &Transaction) -> rusqlite::Result<()> {
     }
     tx.execute_batch("DROP TABLE workflow_runs;")?;
     Ok(())
+}
+
+/// When an asynchronous webhook's wait for its callback ends (Unix ms; NULL: never), so a
+/// restarted server can set its timers again; tokens found by hash (to tell a foreign token
+/// from a wrong one).
+fn v3_callback_deadlines(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE callback_tokens ADD COLUMN deadline_ms INTEGER;
+         CREATE INDEX callback_tokens_sha256 ON callback_tokens (token_sha256);",
+    )
+}
+
+/// Whether an asynchronous webhook's request was answered (its node run waits for the callback),
+/// as opposed to cut off in flight by a crash.
+fn v4_accepted_callbacks(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch("ALTER TABLE callback_tokens ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;")
 }

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
 use super::schema::{self, MigrationError};
-use super::{RunFilter, Store, StoreError, WorkflowRecord};
-use crate::engine::{NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
+use super::{RunFilter, Store, StoreError, WaitingCallback, WorkflowRecord};
+use crate::engine::{ExpectedCallback, NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
 use crate::time::now;
 
 pub struct SqliteStore {
@@ -148,37 +148,39 @@ impl SqliteStore {
         })
     }
 
+    fn node_run_record(&self, what: &str, node_run: StoredNodeRun) -> Result<NodeRun, StoreError> {
+        Ok(NodeRun {
+            output: self.parse(what, &node_run.output)?,
+            logs: self.parse(what, &node_run.logs)?,
+            status: status_from(&node_run.status),
+            result: node_run.result.as_deref().map(result_from),
+            identifier: node_run.identifier,
+            node: node_run.node,
+            node_type: node_run.node_type,
+            error: node_run.error,
+            created_at: node_run.created_at,
+            duration_ms: node_run.duration_ms,
+            attempts: node_run.attempts,
+        })
+    }
+
     /// Reads the node runs of the run in `row` and assembles it.
     fn assemble(&self, db: &Connection, row: StoredRun) -> Result<WorkflowRun, StoreError> {
         let what = format!("run {}", row.identifier);
         let mut statement = db
-            .prepare_cached(
-                "SELECT identifier, node, type, status, result, output, error, logs, attempts,
-                        created_at, duration_ms
-                 FROM node_runs WHERE run = ?1 ORDER BY seq",
-            )
+            .prepare_cached(&format!(
+                "SELECT {NODE_RUN_COLUMNS} FROM node_runs WHERE run = ?1 ORDER BY seq"
+            ))
             .map_err(|e| self.sqlite(e))?;
         let stored: Vec<StoredNodeRun> = statement
             .query_map([&row.identifier], StoredNodeRun::from_row)
             .map_err(|e| self.sqlite(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.sqlite(e))?;
-        let mut node_runs = Vec::with_capacity(stored.len());
-        for node_run in stored {
-            node_runs.push(NodeRun {
-                output: self.parse(&what, &node_run.output)?,
-                logs: self.parse(&what, &node_run.logs)?,
-                status: status_from(&node_run.status),
-                result: node_run.result.as_deref().map(result_from),
-                identifier: node_run.identifier,
-                node: node_run.node,
-                node_type: node_run.node_type,
-                error: node_run.error,
-                created_at: node_run.created_at,
-                duration_ms: node_run.duration_ms,
-                attempts: node_run.attempts,
-            });
-        }
+        let node_runs = stored
+            .into_iter()
+            .map(|node_run| self.node_run_record(&what, node_run))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut outputs = serde_json::Map::new();
         for (i, node_run) in node_runs.iter().enumerate() {
             if node_run.status != RunStatus::Completed {
@@ -207,6 +209,9 @@ impl SqliteStore {
 const WORKFLOW_COLUMNS: &str = "w.identifier, v.version, v.source, w.created_at, v.created_at";
 const RUN_COLUMNS: &str =
     "identifier, workflow, workflow_version, status, result, trigger, created_at, finished_at";
+
+const NODE_RUN_COLUMNS: &str = "identifier, node, type, status, result, output, error, logs, \
+                                attempts, created_at, duration_ms";
 
 struct StoredWorkflow {
     identifier: String,
@@ -406,6 +411,22 @@ impl RunJournal for SqliteStore {
         applied_or_ended(applied, &run.identifier)
     }
 
+    fn node_restarted(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+        let applied = self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE node_runs SET attempts = ?2, updated_at = ?3
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![node_run.identifier, node_run.attempts, now()],
+            )?;
+            tx.execute(
+                "DELETE FROM callback_tokens WHERE node_run = ?1",
+                [&node_run.identifier],
+            )?;
+            Ok(changed == 1)
+        })?;
+        applied_or_ended(applied, &node_run.identifier)
+    }
+
     fn node_finished(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         let applied = self.write(|tx| {
             let changed = tx.execute(
@@ -427,6 +448,62 @@ impl RunJournal for SqliteStore {
             Ok(changed == 1)
         })?;
         applied_or_ended(applied, &node_run.identifier)
+    }
+
+    fn callback_expected(
+        &self,
+        _run: &WorkflowRun,
+        node_run: &NodeRun,
+        expected: &ExpectedCallback,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO callback_tokens (node_run, token_sha256, deadline_ms)
+                 VALUES (?1, ?2, ?3)",
+                params![
+                    node_run.identifier,
+                    expected.token_sha256,
+                    expected.deadline_ms.map(|ms| ms as i64)
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn node_waiting(
+        &self,
+        _run: &WorkflowRun,
+        node_run: &NodeRun,
+    ) -> Result<Option<NodeRun>, StoreError> {
+        let stored = self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE node_runs SET logs = ?2, duration_ms = ?3, updated_at = ?4
+                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                params![
+                    node_run.identifier,
+                    Value::from(node_run.logs.clone()).to_string(),
+                    node_run.duration_ms as i64,
+                    now(),
+                ],
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "UPDATE callback_tokens SET accepted = 1 WHERE node_run = ?1",
+                    [&node_run.identifier],
+                )?;
+                return Ok(None);
+            }
+            tx.query_row(
+                &format!("SELECT {NODE_RUN_COLUMNS} FROM node_runs WHERE identifier = ?1"),
+                [&node_run.identifier],
+                StoredNodeRun::from_row,
+            )
+            .optional()
+        })?;
+        let what = format!("node run {}", node_run.identifier);
+        stored
+            .map(|stored| self.node_run_record(&what, stored))
+            .transpose()
     }
 
     fn run_finished(&self, run: &WorkflowRun) -> Result<(), StoreError> {
@@ -589,16 +666,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn save_callback_token(&self, node_run: &str, token_sha256: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO callback_tokens (node_run, token_sha256) VALUES (?1, ?2)",
-                params![node_run, token_sha256],
-            )?;
-            Ok(())
-        })
-    }
-
     fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError> {
         self.db()
             .query_row(
@@ -607,6 +674,86 @@ impl Store for SqliteStore {
                 |row| row.get(0),
             )
             .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn node_run_of_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT node_run FROM callback_tokens WHERE token_sha256 = ?1",
+                [token_sha256],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn node_run_owner(&self, node_run: &str) -> Result<Option<String>, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT run FROM node_runs WHERE identifier = ?1",
+                [node_run],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn append_logs(&self, node_run: &str, logs: &[Value]) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT logs FROM node_runs WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                    [node_run],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(stored) = stored else {
+                return Ok(false);
+            };
+            let mut all: Vec<Value> = serde_json::from_str(&stored).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?;
+            all.extend_from_slice(logs);
+            tx.execute(
+                "UPDATE node_runs SET logs = ?2, updated_at = ?3 WHERE identifier = ?1",
+                params![node_run, Value::from(all).to_string(), now()],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn runs_in_progress(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare("SELECT identifier FROM runs WHERE status = 'IN_PROGRESS' ORDER BY created_at")
+            .map_err(|e| self.sqlite(e))?;
+        statement
+            .query_map([], |row| row.get(0))
+            .map_err(|e| self.sqlite(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    fn waiting_callbacks(&self) -> Result<Vec<WaitingCallback>, StoreError> {
+        let db = self.db();
+        let mut statement = db
+            .prepare(
+                "SELECT n.run, c.node_run, c.deadline_ms FROM callback_tokens c
+                 JOIN node_runs n ON n.identifier = c.node_run
+                 WHERE n.status = 'IN_PROGRESS' AND c.accepted = 1 ORDER BY n.created_at",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        statement
+            .query_map([], |row| {
+                Ok(WaitingCallback {
+                    run: row.get(0)?,
+                    node_run: row.get(1)?,
+                    deadline_ms: row.get::<_, Option<i64>>(2)?.map(|ms| ms.max(0) as u64),
+                })
+            })
+            .map_err(|e| self.sqlite(e))?
+            .collect::<Result<_, _>>()
             .map_err(|e| self.sqlite(e))
     }
 }

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::{NodeRun, RunResult, RunStatus, new_run};
+use crate::engine::{ExpectedCallback, NodeRun, RunResult, RunStatus, new_run};
 use crate::workflow::Workflow;
 
 fn workflow() -> Workflow {
@@ -192,16 +192,66 @@ fn callback_tokens_are_kept_per_node_run() {
         crate::time::now(),
     );
     store.node_started(&run, &node_run).unwrap();
-    store.save_callback_token("wfnr_cb", "ab12").unwrap();
+    let expected = ExpectedCallback {
+        token_sha256: "ab12".into(),
+        deadline_ms: Some(1_700_000_000_000),
+    };
+    store.callback_expected(&run, &node_run, &expected).unwrap();
     assert_eq!(
         store.callback_token("wfnr_cb").unwrap().as_deref(),
         Some("ab12")
     );
     assert!(store.callback_token("wfnr_other").unwrap().is_none());
+    let mut unknown = node_run.clone();
+    unknown.identifier = "wfnr_unknown".into();
     assert!(
-        store.save_callback_token("wfnr_unknown", "cd34").is_err(),
+        store.callback_expected(&run, &unknown, &expected).is_err(),
         "a token belongs to an existing node run"
     );
+    assert_eq!(
+        store.node_run_owner("wfnr_cb").unwrap().as_deref(),
+        Some(run.identifier.as_str())
+    );
+
+    // The request was accepted: the node run waits, with its logs so far.
+    let mut waiting = node_run.clone();
+    waiting.logs = vec![json!({"logLevel": "INFO", "log": "sent"})];
+    assert!(store.node_waiting(&run, &waiting).unwrap().is_none());
+    assert!(
+        store
+            .append_logs("wfnr_cb", &[json!({"logLevel": "INFO", "log": "working"})])
+            .unwrap()
+    );
+    assert_eq!(
+        store.waiting_callbacks().unwrap(),
+        [WaitingCallback {
+            run: run.identifier.clone(),
+            node_run: "wfnr_cb".into(),
+            deadline_ms: Some(1_700_000_000_000),
+        }]
+    );
+
+    // The callback completes it; then the wait is over and the logs stay as they were.
+    let mut done = waiting.clone();
+    done.status = RunStatus::Completed;
+    done.result = Some(RunResult::Success);
+    done.output = json!({"built": true});
+    done.logs = store.run(&run.identifier).unwrap().unwrap().node_runs[1]
+        .logs
+        .clone();
+    assert_eq!(done.logs.len(), 2);
+    store.node_finished(&run, &done).unwrap();
+    assert!(matches!(
+        store.node_finished(&run, &done),
+        Err(StoreError::NotInProgress(_))
+    ));
+    let late = store
+        .node_waiting(&run, &waiting)
+        .unwrap()
+        .expect("completed");
+    assert_eq!(late.output, json!({"built": true}));
+    assert!(store.waiting_callbacks().unwrap().is_empty());
+    assert!(!store.append_logs("wfnr_cb", &[json!("late")]).unwrap());
 }
 
 /// A state dir written by the first store (one JSON blob per run) is migrated in place.

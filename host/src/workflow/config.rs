@@ -4,12 +4,12 @@ use serde_json::{Map, Value};
 
 use super::error::{Problems, child, index};
 use super::fields::{Fields, describe};
-use super::model::{NodeKind, OnFailure, Outlet};
+use super::model::{Callback, NodeKind, OnFailure, Outlet};
 use super::{identifier, webhook};
 use crate::template::{Expr, Template};
 
 /// Config keys the host consumes itself; they are never passed to the node component.
-pub const HOST_KEYS: &[&str] = &["type", "onFailure"];
+pub const HOST_KEYS: &[&str] = &["type", "onFailure", "onTimeout"];
 
 /// A `.outputs.X` reference found at `path`, checked against the graph later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub(super) struct CheckedConfig {
     pub template: Option<Template>,
     pub on_failure: Option<OnFailure>,
     pub outlets: Option<Vec<Outlet>>,
+    /// Set for an asynchronous WEBHOOK.
+    pub callback: Option<Callback>,
     pub references: Vec<Reference>,
 }
 
@@ -34,8 +36,9 @@ pub(super) fn check(
     let on_failure = on_failure(config, problems);
     let mut references = Vec::new();
     let mut outlets = Some(Vec::new());
+    let mut callback = None;
     match kind {
-        NodeKind::Webhook => webhook::check(config, problems),
+        NodeKind::Webhook => callback = webhook::check(config, problems),
         NodeKind::Condition => outlets = condition_outlets(config, &mut references, problems),
         NodeKind::SelfServeTrigger => user_inputs(config, problems),
         NodeKind::EventTrigger => {
@@ -56,6 +59,7 @@ pub(super) fn check(
         template,
         on_failure,
         outlets,
+        callback,
         references,
     }
 }
@@ -162,7 +166,7 @@ fn condition_outlets(
         problems.push(path, config.node, "a CONDITION needs at least one outlet");
         return None;
     }
-    let mut outlets = Vec::with_capacity(items.len());
+    let mut outlets: Vec<Outlet> = Vec::with_capacity(items.len());
     let mut complete = true;
     for (i, item) in items.iter().enumerate() {
         let outlet_path = index(&path, i);
@@ -172,61 +176,77 @@ fn condition_outlets(
             continue;
         };
         let fields = Fields::new(map, &outlet_path, config.node);
-        fields.reject_unknown(OUTLET_KEYS, "an outlet", problems);
-        let id = fields.required_string("identifier", problems);
-        if let Some(id) = id {
-            identifier::check(
-                id,
-                &fields.path_of("identifier"),
-                config.node,
-                "outlet identifier",
-                problems,
-            );
-            if outlets
-                .iter()
-                .any(|outlet: &Outlet| outlet.identifier == id)
-            {
-                problems.push(
-                    fields.path_of("identifier"),
-                    config.node,
-                    format!("duplicate outlet identifier \"{id}\""),
-                );
-            }
-        }
-        let title = fields.string("title", problems);
-        fields.string("description", problems);
-        let expression_path = fields.path_of("expression");
-        let expression = match fields.get("expression") {
-            None => {
-                problems.push(&expression_path, config.node, "\"expression\" is required");
-                None
-            }
-            Some(value) => match Expr::compile_field(value, &expression_path) {
-                Ok(expression) => Some(expression),
-                Err(error) => {
-                    problems.template(config.node, error);
-                    None
-                }
-            },
-        };
-        if let Some(expression) = &expression {
-            references.extend(expression.referenced_outputs().into_iter().map(|output| {
-                Reference {
-                    path: expression_path.clone(),
-                    output,
-                }
-            }));
-        }
-        match (id, expression) {
-            (Some(id), Some(expression)) => outlets.push(Outlet {
-                identifier: id.to_owned(),
-                title: title.map(str::to_owned),
-                expression,
-            }),
-            _ => complete = false,
+        match outlet(&fields, &outlets, references, problems) {
+            Some(outlet) => outlets.push(outlet),
+            None => complete = false,
         }
     }
     complete.then_some(outlets)
+}
+
+/// One outlet; `before` are the outlets already read, whose identifiers it may not repeat.
+fn outlet(
+    fields: &Fields<'_>,
+    before: &[Outlet],
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Outlet> {
+    fields.reject_unknown(OUTLET_KEYS, "an outlet", problems);
+    let id = fields.required_string("identifier", problems);
+    if let Some(id) = id {
+        identifier::check(
+            id,
+            &fields.path_of("identifier"),
+            fields.node,
+            "outlet identifier",
+            problems,
+        );
+        if before.iter().any(|outlet| outlet.identifier == id) {
+            problems.push(
+                fields.path_of("identifier"),
+                fields.node,
+                format!("duplicate outlet identifier \"{id}\""),
+            );
+        }
+    }
+    let title = fields.string("title", problems);
+    fields.string("description", problems);
+    let expression = outlet_expression(fields, references, problems);
+    Some(Outlet {
+        identifier: id?.to_owned(),
+        title: title.map(str::to_owned),
+        expression: expression?,
+    })
+}
+
+/// An outlet's `expression`, compiled, with the outputs it reads added to `references`.
+fn outlet_expression(
+    fields: &Fields<'_>,
+    references: &mut Vec<Reference>,
+    problems: &mut Problems,
+) -> Option<Expr> {
+    let path = fields.path_of("expression");
+    let Some(value) = fields.get("expression") else {
+        problems.push(&path, fields.node, "\"expression\" is required");
+        return None;
+    };
+    let expression = match Expr::compile_field(value, &path) {
+        Ok(expression) => expression,
+        Err(error) => {
+            problems.template(fields.node, error);
+            return None;
+        }
+    };
+    references.extend(
+        expression
+            .referenced_outputs()
+            .into_iter()
+            .map(|output| Reference {
+                path: path.clone(),
+                output,
+            }),
+    );
+    Some(expression)
 }
 
 /// `userInputs` is kept as written; the shape the engine relies on (properties and the names

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 pub use config::HOST_KEYS;
 pub use error::{Problem, WorkflowError};
-pub use model::{Connection, Node, NodeKind, OnFailure, Outlet, Workflow};
+pub use model::{Callback, Connection, Node, NodeKind, OnFailure, OnTimeout, Outlet, Workflow};
 pub use node::TRIGGER_ALIAS;
 
 use error::Problems;

@@ -31,6 +31,9 @@ pub struct Node {
     /// Compiled `variables`, in file order; when present they replace the node's output.
     pub variables: Option<Vec<(String, Expr)>>,
     pub on_failure: OnFailure,
+    /// An asynchronous WEBHOOK (`synchronized: false`): after its request, the node run waits
+    /// for a callback.
+    pub callback: Option<Callback>,
     /// CONDITION only, in file order (the first true outlet wins).
     pub outlets: Vec<Outlet>,
 }
@@ -96,6 +99,24 @@ impl NodeKind {
 pub enum OnFailure {
     #[default]
     Terminate,
+    Continue,
+}
+
+/// How an asynchronous WEBHOOK waits for the PATCH that completes its node run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Callback {
+    /// `timeoutMs`: how long to wait for the callback; None waits as long as it takes.
+    pub timeout_ms: Option<u64>,
+    pub on_timeout: OnTimeout,
+}
+
+/// `onTimeout`: what a callback that never came means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// The node run fails (and `onFailure` decides what follows).
+    #[default]
+    Fail,
+    /// The node run succeeds with the output `{"timeout": true}`.
     Continue,
 }
 

@@ -1,6 +1,6 @@
 //! Validates one entry of `nodes[]`.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::config::{self, Reference};
 use super::error::{Problems, child, quoted_list};
@@ -87,18 +87,8 @@ pub(super) fn parse(
     fields.array("links", problems);
 
     let config_path = fields.path_of("config");
-    let config_map = match fields.get("config") {
-        Some(Value::Object(config)) => Some(config),
-        Some(_) => {
-            problems.push(&config_path, name, "\"config\" must be an object");
-            None
-        }
-        None => {
-            problems.push(&config_path, name, "\"config\" is required");
-            None
-        }
-    };
-    let config = config_map.map(|config| Fields::new(config, &config_path, name));
+    let config =
+        config_object(&fields, problems).map(|config| Fields::new(config, &config_path, name));
     let kind = config
         .as_ref()
         .and_then(|config| kind(config, custom_types, problems));
@@ -136,10 +126,25 @@ pub(super) fn parse(
             config_template: checked.template?,
             variables: variables?,
             on_failure: checked.on_failure?,
+            callback: checked.callback,
             outlets: checked.outlets?,
         })
     })();
     draft
+}
+
+/// The node's `config`, which must be an object.
+fn config_object<'a>(
+    fields: &Fields<'a>,
+    problems: &mut Problems,
+) -> Option<&'a Map<String, Value>> {
+    let problem = match fields.get("config") {
+        Some(Value::Object(config)) => return Some(config),
+        Some(_) => "\"config\" must be an object",
+        None => "\"config\" is required",
+    };
+    problems.push(fields.path_of("config"), fields.node, problem);
+    None
 }
 
 fn kind(config: &Fields<'_>, custom_types: &[String], problems: &mut Problems) -> Option<NodeKind> {

@@ -619,20 +619,56 @@ fn webhook_headers_are_strings_with_valid_names() {
 }
 
 #[test]
-fn asynchronous_webhooks_are_not_supported_yet() {
-    expect(
-        &prod_config("synchronized", json!(false)),
-        "$.nodes[3].config.synchronized",
-        Some("prod"),
-        "asynchronous webhooks (synchronized: false) are not supported yet",
+fn asynchronous_webhooks_wait_for_a_callback_with_an_optional_timeout() {
+    let workflow = load(&prod_config("synchronized", json!(false))).expect("async");
+    let callback = workflow.node("prod").and_then(|n| n.callback);
+    assert_eq!(
+        callback,
+        Some(Callback {
+            timeout_ms: None,
+            on_timeout: OnTimeout::Fail
+        })
     );
+    let doc = with(|d| {
+        let config = &mut d["nodes"][3]["config"];
+        config["synchronized"] = json!(false);
+        config["timeoutMs"] = json!(1500);
+        config["onTimeout"] = json!("continue");
+    });
+    let workflow = load(&doc).expect("async with a timeout");
+    assert_eq!(
+        workflow.node("prod").and_then(|n| n.callback),
+        Some(Callback {
+            timeout_ms: Some(1500),
+            on_timeout: OnTimeout::Continue
+        })
+    );
+    // The component never sees it (its config refuses unknown keys).
+    assert!(HOST_KEYS.contains(&"onTimeout"));
     expect(
         &prod_config("synchronized", json!("yes")),
         "$.nodes[3].config.synchronized",
         Some("prod"),
         "true or false",
     );
-    load(&prod_config("synchronized", json!(true))).expect("sync");
+    expect(
+        &with(|d| {
+            let config = &mut d["nodes"][3]["config"];
+            config["synchronized"] = json!(false);
+            config["onTimeout"] = json!("retry");
+        }),
+        "$.nodes[3].config.onTimeout",
+        Some("prod"),
+        "\"fail\" or \"continue\"",
+    );
+    expect(
+        &prod_config("onTimeout", json!("continue")),
+        "$.nodes[3].config.onTimeout",
+        Some("prod"),
+        "asynchronous",
+    );
+    let sync = load(&prod_config("synchronized", json!(true))).expect("sync");
+    assert_eq!(sync.node("prod").and_then(|n| n.callback), None);
     load(&prod_config("verbose", json!(true))).expect("verbose is ignored");
 }
 
@@ -1091,6 +1127,7 @@ fn the_webhook_spec_examples_validate() {
     assert_eq!(
         loaded,
         [
+            "spec-asynchronous",
             "spec-basic",
             "spec-custom-headers",
             "spec-github-workflow",
@@ -1104,15 +1141,17 @@ fn the_webhook_spec_examples_validate() {
 }
 
 #[test]
-fn the_asynchronous_example_waits_for_async_support() {
-    let path = fixtures().join("unsupported/asynchronous.json");
-    match Workflow::load(&path, &[]) {
-        Err(WorkflowError::Invalid { problems, .. }) => {
-            let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-            assert_eq!(paths, ["$.nodes[1].config.synchronized"]);
-        }
-        other => panic!("expected the synchronized problem, got {other:?}"),
-    }
+fn the_asynchronous_example_waits_for_a_callback() {
+    let workflow = Workflow::load(&fixtures().join("asynchronous.json"), &[]).expect("loads");
+    let node = workflow.node("long-running-task").expect("the webhook");
+    assert_eq!(
+        node.callback,
+        Some(Callback {
+            timeout_ms: None,
+            on_timeout: OnTimeout::Fail
+        })
+    );
+    assert_eq!(workflow.node("trigger").map(|n| n.callback), Some(None));
 }
 
 #[test]

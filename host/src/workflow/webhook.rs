@@ -1,10 +1,12 @@
-//! The WEBHOOK config: Port's fields, plus Airlock's optional extensions (`timeoutMs`, `retry`,
-//! `successStatusCodes`).
+//! The WEBHOOK config: Port's fields (`synchronized: false` with `timeoutMs` and `onTimeout` for
+//! an asynchronous webhook), plus Airlock's optional extensions (`timeoutMs` of a synchronous
+//! request, `retry`, `successStatusCodes`).
 
 use serde_json::Value;
 
 use super::error::{Problems, child, index, quoted_list};
 use super::fields::{Fields, describe};
+use super::model::{Callback, OnTimeout};
 use crate::template::Template;
 
 const ALLOWED_KEYS: &[&str] = &[
@@ -17,6 +19,7 @@ const ALLOWED_KEYS: &[&str] = &[
     "onFailure",
     "verbose",
     "timeoutMs",
+    "onTimeout",
     "retry",
     "successStatusCodes",
 ];
@@ -31,7 +34,8 @@ const RETRY_KEYS: &[&str] = &[
 /// One day: anything longer is certainly a unit mistake.
 const MAX_MS: u64 = 86_400_000;
 
-pub(super) fn check(config: &Fields<'_>, problems: &mut Problems) {
+/// Checks a WEBHOOK config; for an asynchronous one, returns how it waits for its callback.
+pub(super) fn check(config: &Fields<'_>, problems: &mut Problems) -> Option<Callback> {
     config.reject_unknown(ALLOWED_KEYS, "a WEBHOOK config", problems);
     url(config, problems);
     let method = method(config, problems);
@@ -49,17 +53,46 @@ pub(super) fn check(config: &Fields<'_>, problems: &mut Problems) {
             ),
         );
     }
-    if config.bool("synchronized", problems) == Some(false) {
-        problems.push(
-            config.path_of("synchronized"),
-            config.node,
-            "asynchronous webhooks (synchronized: false) are not supported yet",
-        );
-    }
+    let asynchronous = config.bool("synchronized", problems) == Some(false);
     config.bool("verbose", problems);
-    config.integer("timeoutMs", 1, MAX_MS, problems);
+    let timeout_ms = config.integer("timeoutMs", 1, MAX_MS, problems);
+    let on_timeout = on_timeout(config, asynchronous, problems);
     retry(config, problems);
     success_status_codes(config, problems);
+    asynchronous.then_some(Callback {
+        timeout_ms,
+        on_timeout,
+    })
+}
+
+fn on_timeout(config: &Fields<'_>, asynchronous: bool, problems: &mut Problems) -> OnTimeout {
+    let Some(value) = config.get("onTimeout").filter(|v| !v.is_null()) else {
+        return OnTimeout::Fail;
+    };
+    let path = config.path_of("onTimeout");
+    if !asynchronous {
+        problems.push(
+            path,
+            config.node,
+            "\"onTimeout\" applies to asynchronous webhooks (synchronized: false); a synchronous request fails at its timeoutMs",
+        );
+        return OnTimeout::Fail;
+    }
+    match value.as_str() {
+        Some("fail") => OnTimeout::Fail,
+        Some("continue") => OnTimeout::Continue,
+        _ => {
+            problems.push(
+                path,
+                config.node,
+                format!(
+                    "\"onTimeout\" must be \"fail\" or \"continue\", not {}",
+                    describe(value)
+                ),
+            );
+            OnTimeout::Fail
+        }
+    }
 }
 
 fn url(config: &Fields<'_>, problems: &mut Problems) {

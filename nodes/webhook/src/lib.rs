@@ -3,6 +3,9 @@
 //! Output: `{"response": {"status", "headers", "data"}}`, plus, when the response body is a JSON
 //! object, its fields at the top level (so `.outputs.create_resource.id` works as in Port's
 //! docs). A non-2xx status fails the node with the status in the message.
+//!
+//! An asynchronous webhook (`synchronized: false`) sends its request the same way; the host adds
+//! the callback headers and then waits for the callback that completes the node run.
 
 use airlock_guest::{Context, Node, Request, Response, export_node};
 use serde::Deserialize;
@@ -20,6 +23,10 @@ struct WebhookConfig {
     body: Option<Value>,
     #[serde(default = "default_true")]
     synchronized: bool,
+    /// The request's timeout when synchronized; for an asynchronous webhook it is how long the
+    /// host waits for the callback, not this request's concern.
+    #[serde(default, rename = "timeoutMs")]
+    timeout_ms: Option<u64>,
     #[serde(default, rename = "verbose")]
     _verbose: bool,
 }
@@ -41,9 +48,6 @@ impl Node for Webhook {
     fn run(_ctx: Context, config: Value) -> Result<Value, String> {
         let config: WebhookConfig =
             serde_json::from_value(config).map_err(|e| format!("invalid WEBHOOK config: {e}"))?;
-        if !config.synchronized {
-            return Err("asynchronous webhooks (synchronized: false) are not supported yet".into());
-        }
         let request = build_request(&config)?;
         let response = request.send().map_err(|e| e.to_string())?;
         if !response.is_success() {
@@ -62,6 +66,11 @@ fn build_request(config: &WebhookConfig) -> Result<Request, String> {
             other => other.to_string(),
         };
         request = request.header(name.clone(), value);
+    }
+    if config.synchronized
+        && let Some(ms) = config.timeout_ms
+    {
+        request = request.timeout(std::time::Duration::from_millis(ms));
     }
     let body = match config.method.as_str() {
         "POST" | "PUT" | "PATCH" => config.body.as_ref(),

@@ -26,8 +26,9 @@ pub struct Answer {
 }
 
 impl Server {
-    /// Starts `airlock serve --listen 127.0.0.1:0 EXTRA…` on the scene's state dir with the
-    /// admin token [`ADMIN_TOKEN`]; returns once it has printed its address.
+    /// Starts `airlock serve --listen 127.0.0.1:0 EXTRA…` (EXTRA may name its own `--listen`) on
+    /// the scene's state dir with the admin token [`ADMIN_TOKEN`]; returns once it has printed
+    /// its address.
     pub fn start(scene: &Scene, extra: &[&str]) -> Server {
         Server::start_with_env(scene, extra, &[("AIRLOCK_API_TOKEN", ADMIN_TOKEN)])
     }
@@ -39,8 +40,11 @@ impl Server {
             .open(scene.path("serve.log"))
             .unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command.arg("serve");
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("AIRLOCK_STATE_DIR", scene.state_dir())
             .env_remove("AIRLOCK_API_TOKEN")

@@ -265,12 +265,9 @@ fn read_body(incoming: IncomingBody) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// The host puts the egress gate's reason in `internal-error`; show it as is.
+/// The error code is all a wasi:http client learns; the host logs the gate's reason.
 fn describe(error: ErrorCode) -> String {
-    match error {
-        ErrorCode::InternalError(Some(reason)) => reason,
-        other => format!("{other:?}"),
-    }
+    format!("{error:?}")
 }
 
 export_node!(HttpClient);
