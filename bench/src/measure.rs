@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::cpu::CpuTimes;
 use crate::sides::Op;
 
 const WARMUP: usize = 50;
@@ -44,28 +45,71 @@ async fn timed(op: &Op, count: usize, into: &mut Vec<Duration>) -> anyhow::Resul
     Ok(())
 }
 
-/// Ops per second of `a` and `b`, each run `runs` times per round by `concurrency` tasks.
+/// What one side of a throughput comparison did: ops per second and CPU per op.
+pub struct SideThroughput {
+    pub per_second: f64,
+    /// The process's CPU over this side's batches, without the server's share, per op.
+    pub cpu_per_op: Duration,
+    /// The server's CPU over this side's batches, per op (the same server for both sides).
+    pub server_cpu_per_op: Duration,
+}
+
+/// Throughput and CPU of `a` and `b`, each run `runs` times per round by `concurrency` tasks.
 pub async fn throughput(
     a: &Op,
     b: &Op,
     concurrency: usize,
     runs: usize,
     rounds: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(SideThroughput, SideThroughput)> {
     burst(a, concurrency, runs / 4).await?;
     burst(b, concurrency, runs / 4).await?;
-    let (mut time_a, mut time_b) = (Duration::ZERO, Duration::ZERO);
+    let (mut spent_a, mut spent_b) = (Spent::default(), Spent::default());
     for round in 0..rounds {
         if round % 2 == 0 {
-            time_a += burst(a, concurrency, runs).await?;
-            time_b += burst(b, concurrency, runs).await?;
+            spent_a += measured_burst(a, concurrency, runs).await?;
+            spent_b += measured_burst(b, concurrency, runs).await?;
         } else {
-            time_b += burst(b, concurrency, runs).await?;
-            time_a += burst(a, concurrency, runs).await?;
+            spent_b += measured_burst(b, concurrency, runs).await?;
+            spent_a += measured_burst(a, concurrency, runs).await?;
         }
     }
-    let total = (runs * rounds) as f64;
-    Ok((total / time_a.as_secs_f64(), total / time_b.as_secs_f64()))
+    let total = runs * rounds;
+    Ok((spent_a.per_op(total), spent_b.per_op(total)))
+}
+
+/// Wall and CPU time spent on one side's batches.
+#[derive(Default)]
+struct Spent {
+    wall: Duration,
+    cpu: CpuTimes,
+}
+
+impl std::ops::AddAssign for Spent {
+    fn add_assign(&mut self, other: Spent) {
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+    }
+}
+
+impl Spent {
+    fn per_op(&self, ops: usize) -> SideThroughput {
+        let ops_u32 = u32::try_from(ops).unwrap_or(u32::MAX);
+        SideThroughput {
+            per_second: ops as f64 / self.wall.as_secs_f64(),
+            cpu_per_op: self.cpu.client() / ops_u32,
+            server_cpu_per_op: self.cpu.server / ops_u32,
+        }
+    }
+}
+
+async fn measured_burst(op: &Op, concurrency: usize, runs: usize) -> anyhow::Result<Spent> {
+    let before = CpuTimes::now()?;
+    let wall = burst(op, concurrency, runs).await?;
+    Ok(Spent {
+        wall,
+        cpu: CpuTimes::now()? - before,
+    })
 }
 
 /// `concurrency` tasks take ops from a shared count of `runs` until it is used up.

@@ -55,6 +55,34 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A row judged on its own value against an absolute goal, with no baseline.
+    pub fn absolute(name: &str, value: f64, unit: Unit, goal: Goal) -> Row {
+        let (goal_text, met) = match goal {
+            Goal::AtMost(limit) => (format!("<= {}", unit.show(limit)), Some(value <= limit)),
+            Goal::AtLeast(limit) => (format!(">= {}", unit.show(limit)), Some(value >= limit)),
+            Goal::None => ("-".into(), None),
+        };
+        Row {
+            name: name.into(),
+            airlock: unit.show(value),
+            baseline: "-".into(),
+            ratio: None,
+            goal: goal_text,
+            met,
+        }
+    }
+
+    /// The same row judged by a goal that is neither its ratio nor its value alone.
+    pub fn judged(self, goal: String, met: bool) -> Row {
+        Row {
+            goal,
+            met: Some(met),
+            ..self
+        }
+    }
+}
+
 /// How a number is shown.
 #[derive(Clone, Copy)]
 pub enum Unit {
@@ -151,6 +179,14 @@ mod tests {
             Row::compare("x", 1.0, 0.0, Unit::MiB, Goal::None).ratio,
             None
         );
+    }
+
+    #[test]
+    fn absolute_goals_judge_the_value() {
+        let cpu = Row::absolute("cpu", 150e-6, Unit::Seconds, Goal::AtMost(120e-6));
+        assert_eq!((cpu.goal.as_str(), cpu.met), ("<= 120.0 µs", Some(false)));
+        let runs = Row::absolute("runs", 12_000.0, Unit::PerSecond, Goal::AtLeast(10_000.0));
+        assert_eq!((runs.goal.as_str(), runs.met), (">= 10000/s", Some(true)));
     }
 
     #[test]

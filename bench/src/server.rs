@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 const BODY: &[u8] = br#"{"ok":true,"id":"r-1"}"#;
 pub const FAST_PATH: &str = "/echo";
 pub const SLOW_PATH: &str = "/slow";
+/// The name of the server's threads, so that their CPU can be told apart from the sides'.
+pub const SERVER_THREAD: &str = "bench-server";
 pub const SLOW_DELAY: Duration = Duration::from_secs(2);
 
 /// Counts `/slow` requests held at once, so a run can show its requests really overlapped.
@@ -38,7 +40,7 @@ impl Server {
     pub fn start() -> anyhow::Result<Server> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("bench-server")
+            .thread_name(SERVER_THREAD)
             .enable_all()
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
