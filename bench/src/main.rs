@@ -1,6 +1,6 @@
 //! Airlock's benchmarks, each side by side with a plain baseline against one local HTTP server,
 //! printed as a table of ratios. Run: `cargo run --release -p airlock-bench` (the process
-//! measurement builds and spawns target/release/airlock). `--quick` for a
+//! and serve measurements build and spawn target/release/airlock). `--quick` for a
 //! short run, `--airlock PATH` for another binary, `--only GROUP` to profile one group.
 
 mod audit;
@@ -9,6 +9,7 @@ mod measure;
 mod memory;
 mod process;
 mod report;
+mod serve;
 mod server;
 mod sides;
 
@@ -76,7 +77,7 @@ struct Options {
     only: Option<String>,
 }
 
-const GROUPS: [&str; 5] = ["memory", "compile", "engine", "process", "audit"];
+const GROUPS: [&str; 6] = ["memory", "compile", "engine", "process", "serve", "audit"];
 
 impl Options {
     fn wants(&self, group: &str) -> bool {
@@ -164,8 +165,17 @@ fn run(options: Options) -> anyhow::Result<()> {
             .build()?;
         runtime.block_on(engine_rows(&server, &sizes, &mut rows))?;
     }
+    if options.wants("process") || options.wants("serve") {
+        build_airlock(&options)?;
+    }
     if options.wants("process") {
         process_row(&options, &server, &sizes, &mut rows, &mut notes)?;
+    }
+    if options.wants("serve") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(serve_rows(&options, &server, &sizes, &mut rows))?;
     }
     if options.wants("audit") {
         progress("audit append, disk vs tmpfs");
@@ -327,6 +337,65 @@ async fn engine_rows(server: &Server, sizes: &Sizes, rows: &mut Vec<Row>) -> any
     Ok(())
 }
 
+/// The binary next to this one, built from this checkout: never measure a stale one.
+fn build_airlock(options: &Options) -> anyhow::Result<()> {
+    if !options.build_airlock {
+        return Ok(());
+    }
+    progress("building target/release/airlock (cargo build --release -p airlock)");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "airlock"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build for the airlock binary")?;
+    anyhow::ensure!(status.success(), "cargo build --release -p airlock failed");
+    Ok(())
+}
+
+/// Runs through `airlock serve`'s API (`POST …/runs?wait=true`) vs plain reqwest.
+async fn serve_rows(
+    options: &Options,
+    server: &Server,
+    sizes: &Sizes,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let url = server.url(FAST_PATH);
+    progress(
+        "runs/s through airlock serve (POST /v1/workflows/{id}/runs?wait=true), concurrency 64",
+    );
+    let serve = serve::Serve::start(&options.airlock, &url, server.port).await?;
+    let plain_one = plain_op(&plain_client()?, &url, 1);
+    let (a, b) = measure::throughput(
+        &serve.op()?,
+        &plain_one,
+        CONCURRENCY,
+        sizes.throughput_runs,
+        sizes.throughput_rounds,
+    )
+    .await?;
+    rows.push(Row::compare(
+        "serve runs/s (wait=true), 1 webhook, concurrency 64",
+        a,
+        b,
+        Unit::PerSecond,
+        Goal::None,
+    ));
+    let mut absolute = Row::compare(
+        "serve runs/s, 1 webhook (absolute)",
+        a,
+        0.0,
+        Unit::PerSecond,
+        Goal::None,
+    );
+    absolute.baseline = "-".into();
+    absolute.goal = ">= 2000/s".into();
+    absolute.met = Some(a >= 2000.0);
+    rows.push(absolute);
+    Ok(())
+}
+
 fn process_row(
     options: &Options,
     server: &Server,
@@ -334,18 +403,6 @@ fn process_row(
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    if options.build_airlock {
-        // The binary next to this one, built from this checkout: never measure a stale one.
-        progress("building target/release/airlock (cargo build --release -p airlock)");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "airlock"])
-            .current_dir(root)
-            .status()
-            .context("running cargo build for the airlock binary")?;
-        anyhow::ensure!(status.success(), "cargo build --release -p airlock failed");
-    }
     progress("`airlock run` process vs curl");
     if !options.airlock.is_file() {
         notes.push(format!(

@@ -360,3 +360,52 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
     assert_eq!(back.result, Some(RunResult::Cancelled));
     assert_eq!(back.node_runs.len(), 2);
 }
+
+/// A node run cut off by a crash is started again in place: one more attempt, its old callback
+/// token void; the run is listed as in progress until it ends.
+#[test]
+fn a_restarted_node_run_keeps_its_identity_and_drops_its_old_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let run = new_run(&wf, Some(1), wf.node("trigger").unwrap(), json!({}));
+    store.run_started(&run).unwrap();
+    let mut node_run = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_cut".into(),
+        crate::time::now(),
+    );
+    store.node_started(&run, &node_run).unwrap();
+    let expected = ExpectedCallback {
+        token_sha256: "old".into(),
+        deadline_ms: None,
+    };
+    store.callback_expected(&run, &node_run, &expected).unwrap();
+    assert!(
+        store.waiting_callbacks().unwrap().is_empty(),
+        "in flight, not waiting"
+    );
+    assert_eq!(
+        store.runs_in_progress().unwrap(),
+        vec![run.identifier.clone()]
+    );
+
+    node_run.attempts = 2;
+    store.node_restarted(&run, &node_run).unwrap();
+    assert!(store.callback_token("wfnr_cut").unwrap().is_none());
+    assert!(store.node_run_of_token("old").unwrap().is_none());
+    let stored = store.run(&run.identifier).unwrap().unwrap();
+    assert_eq!(
+        stored.node_runs.len(),
+        2,
+        "the same node run, not a second one"
+    );
+    assert_eq!(stored.node_runs[1].attempts, 2);
+
+    store.cancel_run(&run.identifier).unwrap();
+    assert!(store.runs_in_progress().unwrap().is_empty());
+    assert!(matches!(
+        store.node_restarted(&run, &node_run),
+        Err(StoreError::NotInProgress(_))
+    ));
+}
