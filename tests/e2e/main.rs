@@ -12,6 +12,7 @@ mod demo;
 mod flow;
 mod hostile;
 mod invalid;
+mod platform_auth;
 mod policy_cli;
 mod secret_containment;
 mod secrets;
