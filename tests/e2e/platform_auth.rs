@@ -496,3 +496,68 @@ fn an_echo_of_the_token_is_masked_before_the_node_sees_it() {
     );
     audit_verify(&scene);
 }
+
+#[test]
+fn a_custom_node_using_wasi_http_gets_the_token_the_same_way() {
+    let scene = Scene::new();
+    let sink = Receiver::start();
+    // HTTP_CLIENT does its requests with wasi:http; its manifest allows any port on 127.0.0.1,
+    // so the host policy and the gate decide.
+    let nodes = scene.path("nodes");
+    std::fs::create_dir_all(&nodes).unwrap();
+    std::fs::copy(
+        env!("AIRLOCK_NODE_HTTP_CLIENT"),
+        nodes.join("http_client.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        nodes.join("node.toml"),
+        "type = \"HTTP_CLIENT\"\ncomponent = \"http_client.wasm\"\n\n\
+         [egress]\nallow = [\"http://127.0.0.1:*\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &scene,
+        &[
+            "--policy",
+            &allow_policy(&scene, &[&sink]),
+            "--nodes",
+            nodes.to_str().unwrap(),
+        ],
+    );
+    let workflow = chain_workflow(
+        "wasi-self",
+        vec![
+            json!({"identifier": "read_self", "config": {"type": "HTTP_CLIENT", "method": "GET",
+                "url": format!("{}/v1/workflows/runs/{{{{ .workflowRun.identifier }}}}", server.base),
+                "headers": {"authorization": "Bearer x"}}}),
+            json!({"identifier": "elsewhere", "config": {"type": "HTTP_CLIENT", "method": "POST",
+                "url": format!("{}/elsewhere", sink.url()),
+                "headers": {"authorization": "Bearer x", "content-type": "application/json"},
+                "body": "{\"status\": {{ .outputs.read_self.status }}}"}}),
+        ],
+    );
+    create(&server, &workflow);
+    let wfr = start_run(&server, "wasi-self");
+    let run = finished(&server, &wfr);
+    assert_eq!(run["result"], "SUCCESS", "{run:#}");
+    let read = node(&run, "read_self");
+    assert_eq!(read["output"]["status"], 200, "{read:#}");
+    let body: Value = serde_json::from_str(read["output"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["workflowRun"]["identifier"], wfr.as_str());
+    let sent = sink.requests();
+    assert_eq!(sent[0].json(), json!({"status": 200}));
+    assert_eq!(sent[0].header("authorization"), Some("Bearer x"));
+    let records = scene.audit_records();
+    let to_api = records.iter().find(|r| r["node"] == "read_self").unwrap();
+    assert!(
+        to_api["rule"].as_str().unwrap().starts_with("platform-api"),
+        "{to_api:#}"
+    );
+    assert_eq!(to_api["secrets"], json!(["airlock-platform-token"]));
+
+    let token = run_token(&scene, &wfr);
+    let answer = server.admin("GET", &format!("/v1/workflows/runs/{wfr}"), None);
+    assert_token_nowhere(&scene, &token, &[&answer.text]);
+    audit_verify(&scene);
+}

@@ -34,6 +34,7 @@ impl std::fmt::Debug for PlatformKey {
 }
 
 /// Where the key came from, for the start-up log.
+#[derive(Debug)]
 pub enum KeySource {
     Generated(PathBuf),
     File(PathBuf),
