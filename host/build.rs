@@ -16,7 +16,17 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace root");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    for watched in ["wit", "guest-sdk/src", "guest-sdk/Cargo.toml", "nodes"] {
+    // Not all of nodes/: the examples under nodes/examples are built by `airlock node build`
+    // (their build output must not make the host rebuild).
+    for watched in [
+        "wit",
+        "guest-sdk/src",
+        "guest-sdk/Cargo.toml",
+        "nodes/Cargo.toml",
+        "nodes/Cargo.lock",
+        "nodes/webhook",
+        "nodes/testing",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

@@ -5,6 +5,7 @@
 
 mod audit;
 mod compile;
+mod languages;
 mod measure;
 mod memory;
 mod process;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use airlock::authoring::Language;
 use memory::Side;
 use report::{Goal, Row, Unit, median, percentile, print_table};
 use server::{FAST_PATH, Server};
@@ -77,7 +79,15 @@ struct Options {
     only: Option<String>,
 }
 
-const GROUPS: [&str; 6] = ["memory", "compile", "engine", "process", "serve", "audit"];
+const GROUPS: [&str; 7] = [
+    "memory",
+    "compile",
+    "engine",
+    "process",
+    "serve",
+    "audit",
+    "languages",
+];
 
 impl Options {
     fn wants(&self, group: &str) -> bool {
@@ -188,6 +198,10 @@ fn run(options: Options) -> anyhow::Result<()> {
             Unit::Seconds,
             Goal::None,
         ));
+    }
+
+    if options.wants("languages") {
+        language_rows(&sizes, &mut rows)?;
     }
 
     println!();
@@ -424,6 +438,55 @@ fn process_row(
         Unit::Seconds,
         Goal::AtMost(2.0),
     ));
+    Ok(())
+}
+
+/// Per language: a node run's sandbox time with a fresh instance, and first compile vs cached
+/// load of its component.
+fn language_rows(sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    progress("building a node in each language (airlock node build)");
+    let projects = tempfile::tempdir()?;
+    let dirs = Language::ALL
+        .into_iter()
+        .map(|language| Ok((language, languages::build_echo(projects.path(), language)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    for (language, dir) in dirs {
+        progress(&format!(
+            "{language} node: fresh-instance runs, compile vs cached load"
+        ));
+        let cost = runtime.block_on(languages::measure(
+            &dir,
+            sizes.latency_samples,
+            sizes.latency_batch,
+            sizes.compile_rounds,
+        ))?;
+        let sandbox = median(&cost.with_node).saturating_sub(median(&cost.without_node));
+        let goal = languages::goal(language);
+        let mut row = Row::compare(
+            &format!("{language} node run p50, fresh instance (sandbox time)"),
+            secs(sandbox),
+            0.0,
+            Unit::Seconds,
+            Goal::None,
+        );
+        row.baseline = "-".into();
+        row.goal = format!("<= {}", Unit::Seconds.show(secs(goal)));
+        row.met = Some(sandbox <= goal);
+        rows.push(row);
+        rows.push(Row::compare(
+            &format!(
+                "{language} node ({:.1} MiB): first compile vs cached load",
+                cost.size as f64 / (1024.0 * 1024.0)
+            ),
+            secs(median(&cost.first_compile)),
+            secs(median(&cost.cached_load)),
+            Unit::Seconds,
+            Goal::None,
+        ));
+    }
     Ok(())
 }
 

@@ -44,14 +44,19 @@ impl Engine {
 
     /// Runs `workflow` (from its `start` trigger) as one op; a failed run is an error.
     pub fn op(&self, workflow: &Arc<Workflow>) -> Op {
-        let runtime = Arc::clone(&self.runtime);
-        let workflow = Arc::clone(workflow);
-        Arc::new(move || {
-            let runtime = Arc::clone(&runtime);
-            let workflow = Arc::clone(&workflow);
-            Box::pin(async move { run_once(&runtime, &workflow).await })
-        })
+        runtime_op(&self.runtime, workflow)
     }
+}
+
+/// Runs `workflow` (from its `start` trigger) on `runtime` as one op; a failed run is an error.
+pub fn runtime_op(runtime: &Arc<Runtime>, workflow: &Arc<Workflow>) -> Op {
+    let runtime = Arc::clone(runtime);
+    let workflow = Arc::clone(workflow);
+    Arc::new(move || {
+        let runtime = Arc::clone(&runtime);
+        let workflow = Arc::clone(&workflow);
+        Box::pin(async move { run_once(&runtime, &workflow).await })
+    })
 }
 
 pub fn policy_text(port: u16) -> String {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod authoring;
 pub mod cli;
 pub mod conductor;
 pub mod config;

@@ -27,6 +27,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Explain a policy file, or test a URL against it.
     Policy(PolicyArgs),
+    /// Write, build and inspect node components (Rust, Python, JavaScript, C).
+    Node(NodeArgs),
     /// Run the bundled example against a local receiver this command starts, then show the audit.
     Demo(DemoArgs),
     /// Serve Port's workflow API: stored workflows, durable runs, async callbacks.
@@ -137,6 +139,39 @@ pub struct DemoArgs {
     pub examples: PathBuf,
     #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
     pub state_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub action: NodeAction,
+}
+
+#[derive(Subcommand)]
+pub enum NodeAction {
+    /// Create a node project: the sample node, its language's helper, the WIT and node.toml.
+    New {
+        /// A new (or empty) directory; its name gives the default node type (my-node → MY_NODE).
+        dir: PathBuf,
+        /// rust, python, js or c
+        #[arg(long)]
+        lang: crate::authoring::Language,
+        /// The config type the node serves (UPPER_SNAKE).
+        #[arg(long = "type", value_name = "TYPE")]
+        node_type: Option<String>,
+    },
+    /// Build a node project with its language's toolchain, then compile and cache the component.
+    Build {
+        dir: PathBuf,
+        #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+        state_dir: PathBuf,
+    },
+    /// Show a component's world, imports, exports, size and digest, and whether it can run here.
+    Inspect {
+        file: PathBuf,
+        #[arg(long, env = "AIRLOCK_STATE_DIR", default_value = ".airlock")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]

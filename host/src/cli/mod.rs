@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod demo;
 pub(crate) mod inputs;
+mod node_cmd;
 mod policy_cmd;
 mod print;
 mod run_cmd;
@@ -84,6 +85,7 @@ pub fn main() -> ExitCode {
             Command::Runs(args) => run_cmd::runs(args),
             Command::Policy(args) => policy_cmd::policy(args).await,
             Command::Demo(args) => demo::demo(args).await,
+            Command::Node(args) => node_cmd::node(args),
             Command::Serve(args) => serve_cmd::serve(args).await,
         }
     });

@@ -19,7 +19,7 @@ pub use callback::Completion;
 pub use execute::CALLBACK_TOKEN_SECRET;
 pub use ids::{new_node_run_id, new_run_id};
 pub use journal::{ExpectedCallback, NoJournal, RunJournal};
-pub use manifest::load_dirs;
+pub use manifest::{MANIFEST_FILE, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
 pub use runtime::{RuntimeError, StateDir, check_custom_nodes};

@@ -7,6 +7,7 @@ mod cache;
 mod cpu;
 mod host;
 mod http;
+mod inspect;
 mod limits;
 mod logs;
 mod pool;
@@ -17,9 +18,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
+pub use inspect::{ComponentReport, ImportReport};
 pub use limits::{Breach, LimitOverrides, NodeFailure, NodeLimits, PolicyLimits, cap_error};
 pub use logs::{LogLevel, LogLine};
 
@@ -42,6 +44,11 @@ pub enum SandboxError {
     NotAComponent { what: String, reason: String },
     #[error("{what}: does not implement the airlock:node/action-node world: {reason}")]
     WrongWorld { what: String, reason: String },
+    /// The component imports an interface this host does not provide: it cannot run here.
+    #[error(
+        "{what}: imports `{import}`, which this host does not provide (`airlock node inspect` lists what a component imports and what the host provides)"
+    )]
+    UnsupportedImport { what: String, import: String },
     #[error("setting up the WebAssembly engine: {0:#}")]
     Engine(#[source] wasmtime::Error),
     #[error("component cache {path}: {reason}")]
@@ -112,22 +119,29 @@ impl Sandbox {
 
     /// Compiles (or loads from the cache) and pre-links a component. `what` names it in errors.
     pub fn load(&self, what: &str, bytes: &[u8]) -> Result<NodeComponent, SandboxError> {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let digest = digest(bytes);
         let component = self
             .cache
             .load_or_compile(&self.engine, what, &digest, bytes)?;
-        let instance_pre =
-            self.linker
-                .instantiate_pre(&component)
-                .map_err(|e| SandboxError::WrongWorld {
-                    what: what.into(),
-                    reason: format!("{e:#}"),
-                })?;
-        let pre = ActionNodePre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
+        let pre = self.prelink(what, &component)?;
+        Ok(NodeComponent { digest, pre })
+    }
+
+    /// Links a compiled component against what the host provides: refused when it imports
+    /// anything else, or does not export the action node's `run`.
+    fn prelink(
+        &self,
+        what: &str,
+        component: &Component,
+    ) -> Result<ActionNodePre<NodeState>, SandboxError> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| inspect::link_error(what, &e))?;
+        ActionNodePre::new(instance_pre).map_err(|e| SandboxError::WrongWorld {
             what: what.into(),
             reason: format!("{e:#}"),
-        })?;
-        Ok(NodeComponent { digest, pre })
+        })
     }
 
     /// Runs one node run in a fresh store. Never panics or errors: whatever the node does, the
@@ -192,6 +206,11 @@ impl Sandbox {
         flights.landed().await;
         outcome
     }
+}
+
+/// `sha256:<hex>` of a component's bytes.
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Drives epoch interruption for every store of this engine. A plain thread: it must keep

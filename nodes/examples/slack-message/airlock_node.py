@@ -1,0 +1,1 @@
+../../../guest-sdk/python/airlock_node.py
