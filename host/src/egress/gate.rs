@@ -384,33 +384,7 @@ impl Inner {
             .as_deref()
             .is_some_and(|body| !bindings.used_in(body).is_empty());
         let body_encoding = body_encoding(&req.headers, body_has_handle)?;
-        let mut replaced_authorization = false;
-        for (name, value) in &req.headers {
-            // The platform's API gets the run token, whatever the node wrote.
-            if platform && name.eq_ignore_ascii_case(AUTHORIZATION.as_str()) {
-                replaced_authorization = true;
-                continue;
-            }
-            let Some((name, value)) = header(caller, name, value)? else {
-                continue;
-            };
-            builder = builder.header(name, value);
-        }
-        if platform && let Some(token) = caller.bindings.platform_authorization() {
-            let mut value = HeaderValue::from_bytes(&token).map_err(|_| {
-                EgressError::InvalidRequest(Invalid::Header(
-                    "the run token is not a header value".into(),
-                ))
-            })?;
-            value.set_sensitive(true);
-            builder = builder.header(AUTHORIZATION, value);
-            facts.secrets.push(PLATFORM_TOKEN_SECRET.to_owned());
-            if replaced_authorization {
-                facts.rule = Some(format!(
-                    "{PLATFORM_API_RULE} (the node's Authorization header was replaced by the run token)"
-                ));
-            }
-        }
+        builder = headers(caller, &req.headers, platform, builder, facts)?;
         let body = match &req.body {
             Some(body) => {
                 let revealed = bindings
@@ -688,6 +662,44 @@ fn header(
         header_value.set_sensitive(true);
     }
     Ok(Some((header_name, header_value)))
+}
+
+/// Adds the node's headers, validated and revealed, to `builder`. A request to the platform's
+/// API (`platform`) gets the run token as its Authorization instead of any the node wrote; the
+/// audit record names the token and says when the node's header was replaced.
+fn headers(
+    caller: &Who,
+    node_headers: &[(String, String)],
+    platform: bool,
+    mut builder: http::request::Builder,
+    facts: &mut Facts,
+) -> Result<http::request::Builder, EgressError> {
+    let mut replaced_authorization = false;
+    for (name, value) in node_headers {
+        if platform && name.eq_ignore_ascii_case(AUTHORIZATION.as_str()) {
+            replaced_authorization = true;
+            continue;
+        }
+        if let Some((name, value)) = header(caller, name, value)? {
+            builder = builder.header(name, value);
+        }
+    }
+    if platform && let Some(token) = caller.bindings.platform_authorization() {
+        let mut value = HeaderValue::from_bytes(&token).map_err(|_| {
+            EgressError::InvalidRequest(Invalid::Header(
+                "the run token is not a header value".into(),
+            ))
+        })?;
+        value.set_sensitive(true);
+        builder = builder.header(AUTHORIZATION, value);
+        facts.secrets.push(PLATFORM_TOKEN_SECRET.to_owned());
+        if replaced_authorization {
+            facts.rule = Some(format!(
+                "{PLATFORM_API_RULE} (the node's Authorization header was replaced by the run token)"
+            ));
+        }
+    }
+    Ok(builder)
 }
 
 /// A vetting refusal inside the connector is a denial, not a connection failure.
