@@ -179,7 +179,22 @@ fn waiting_workflow(id: &str, receiver: &Receiver) -> String {
     )
 }
 
-fn waiting_node_run(server: &Server, wfr: &str) -> String {
+/// The node run of `workflow`'s run `wfr` that waits for its callback, once `service` has had
+/// its request and the answer has had time to be committed.
+fn waiting_node_run(server: &Server, service: &Receiver, workflow: &str, wfr: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !service
+        .requests()
+        .iter()
+        .any(|r| r.path == format!("/{workflow}"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{workflow}: no request"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let run = server.wait_for_run(wfr, |run| {
         run["nodeRuns"]
             .as_array()
@@ -200,8 +215,8 @@ fn a_run_token_reads_its_run_and_updates_its_node_runs_only_while_the_run_lasts(
     create(&server, &waiting_workflow("theirs", &service));
     let mine = start_run(&server, "mine");
     let theirs = start_run(&server, "theirs");
-    let my_wait = waiting_node_run(&server, &mine);
-    let their_wait = waiting_node_run(&server, &theirs);
+    let my_wait = waiting_node_run(&server, &service, "mine", &mine);
+    let their_wait = waiting_node_run(&server, &service, "theirs", &theirs);
     let token = run_token(&scene, &mine);
     let with_token = |method: &str, path: &str, body: Option<&str>| -> Answer {
         server.request(method, path, Some(&token), body)
@@ -315,6 +330,14 @@ fn a_run_token_reads_its_run_and_updates_its_node_runs_only_while_the_run_lasts(
         "another run's token works for that run"
     );
     assert_eq!(server.admin("GET", "/v1/workflows", None).status, 200);
+    let audit = server.admin("GET", "/v1/audit", None);
+    assert_token_nowhere(
+        &scene,
+        &token,
+        &[&own.text, &logged.text, &done.text, &audit.text],
+    );
+    assert_token_nowhere(&scene, &their_token, &[&theirs_read.text]);
+    audit_verify(&scene);
 }
 
 #[test]
@@ -560,4 +583,44 @@ fn a_custom_node_using_wasi_http_gets_the_token_the_same_way() {
     let answer = server.admin("GET", &format!("/v1/workflows/runs/{wfr}"), None);
     assert_token_nowhere(&scene, &token, &[&answer.text]);
     audit_verify(&scene);
+}
+
+#[test]
+fn a_run_token_survives_a_restart() {
+    let scene = Scene::new();
+    let service = Receiver::start();
+    let policy = allow_policy(&scene, &[&service]);
+    let mut server = Server::start(&scene, &["--policy", &policy]);
+    create(&server, &waiting_workflow("resumed", &service));
+    let wfr = start_run(&server, "resumed");
+    // Killed once the node run waits (cut off mid-request, a POST would end the run after the
+    // restart instead).
+    let wait = waiting_node_run(&server, &service, "resumed", &wfr);
+    let token = run_token(&scene, &wfr);
+    server.kill9();
+
+    let server = Server::start(&scene, &["--policy", &policy]);
+    let read = server.request(
+        "GET",
+        &format!("/v1/workflows/runs/{wfr}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(read.status, 200, "the same key after the restart: {read:?}");
+    let done = server.request(
+        "PATCH",
+        &format!("/v1/workflows/nodes/runs/{wait}"),
+        Some(&token),
+        Some(&json!({"status": "COMPLETED", "result": "SUCCESS", "output": {}}).to_string()),
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(finished(&server, &wfr)["result"], "SUCCESS");
+    assert_token_nowhere(&scene, &token, &[&read.text, &done.text]);
+    audit_verify(&scene);
+    let log = std::fs::read_to_string(scene.path("serve.log")).unwrap();
+    assert_eq!(
+        log.matches("generated the run-token key").count(),
+        1,
+        "made once, then read: {log}"
+    );
 }
