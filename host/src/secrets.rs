@@ -9,6 +9,7 @@
 //! echo matcher necessarily holds the values' bytes and is not wiped.
 
 mod echo;
+mod platform;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ use zeroize::Zeroizing;
 
 use echo::{Echoes, ends_in_unfinished_escape, json_escape_into, url_component_into};
 use serde_json::Value;
+
+pub use platform::{KeySource, PLATFORM_TOKEN_SECRET, PlatformKey};
 
 const ENV_PREFIX: &str = "AIRLOCK_SECRET_";
 const HANDLE_PREFIX: &[u8] = b"__airlock_secret_";
@@ -294,7 +297,8 @@ struct Binding {
 enum Held {
     /// Index into the store's secrets.
     Loaded(usize),
-    /// A value made for one node run only (an async webhook's callback token).
+    /// A value made for one node run only (an async webhook's callback token, the run token's
+    /// MAC).
     Own(Arc<Secret>),
 }
 
@@ -318,6 +322,8 @@ pub fn token_sha256(token: &str) -> String {
 pub struct Bindings {
     store: Arc<SecretStore>,
     bound: Vec<Binding>,
+    /// The run token for the platform's API, when bound: its run, and its MAC's index in `bound`.
+    run_token: Option<(String, usize)>,
 }
 
 impl fmt::Debug for Bindings {
@@ -338,7 +344,11 @@ impl Bindings {
                 usable: true,
             })
             .collect();
-        Bindings { store, bound }
+        Bindings {
+            store,
+            bound,
+            run_token: None,
+        }
     }
 
     /// Makes a random token under the secret name `name` for this node run only: its requests
@@ -359,6 +369,40 @@ impl Bindings {
             usable: true,
         });
         BoundToken { handle, sha256 }
+    }
+
+    /// Binds run `run`'s token for the platform's API (see [`PlatformKey`]). No handle of it is
+    /// ever shown: only the gate adds it, as [`Bindings::platform_authorization`]; every scrub
+    /// masks its MAC as `[secret:airlock-platform-token]`.
+    pub fn bind_run_token(&mut self, key: &PlatformKey, run: &str) {
+        let mac = key.run_mac(run);
+        self.bound.push(Binding {
+            secret: Held::Own(Arc::new(Secret {
+                name: PLATFORM_TOKEN_SECRET.to_owned(),
+                value: SecretString::from(mac.as_str()),
+                label: format!("[secret:{PLATFORM_TOKEN_SECRET}]"),
+            })),
+            handle: new_handle(),
+            usable: false,
+        });
+        self.run_token = Some((run.to_owned(), self.bound.len() - 1));
+    }
+
+    pub fn has_run_token(&self) -> bool {
+        self.run_token.is_some()
+    }
+
+    /// `Bearer <run token>`, the Authorization the gate sends to the platform's API; `None` when
+    /// no run token is bound (outside `airlock serve`).
+    pub fn platform_authorization(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let (run, index) = self.run_token.as_ref()?;
+        let mac = self.value(*index);
+        let mut header = Zeroizing::new(Vec::with_capacity(8 + run.len() + mac.len()));
+        header.extend_from_slice(b"Bearer ");
+        header.extend_from_slice(run.as_bytes());
+        header.push(b'.');
+        header.extend_from_slice(mac.as_bytes());
+        Some(header)
     }
 
     fn secret<'s>(&'s self, binding: &'s Binding) -> &'s Secret {
@@ -448,20 +492,50 @@ impl Bindings {
     /// `[secret:NAME]`, and so does every echo of every secret value.
     pub fn scrub(&self, text: &str) -> String {
         let masked = self.mask(text);
-        let mut scrubbed = match self.store.redact_str(&masked) {
+        match self.redact_str(&masked) {
             Cow::Borrowed(_) => masked,
             Cow::Owned(redacted) => redacted,
-        };
-        for binding in &self.bound {
-            if let Held::Own(own) = &binding.secret {
-                scrubbed = replace_ascii_case_insensitive(
-                    &scrubbed,
-                    own.value.expose_secret(),
-                    &own.label,
-                );
+        }
+    }
+
+    /// What a response passes through before the node sees it: every echo of a loaded secret
+    /// (`SecretStore::redact`) and every occurrence of a value made for this node run (a
+    /// callback token, the run token) becomes `[secret:NAME]`.
+    pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let mut redacted = self.store.redact(bytes);
+        for own in self.own_values() {
+            let value = own.value.expose_secret().as_bytes();
+            let replaced =
+                match replace_ascii_case_insensitive(&redacted, value, own.label.as_bytes()) {
+                    Cow::Owned(replaced) => Some(replaced),
+                    Cow::Borrowed(_) => None,
+                };
+            if let Some(replaced) = replaced {
+                redacted = Cow::Owned(replaced);
             }
         }
-        scrubbed
+        redacted
+    }
+
+    /// `redact` over text.
+    pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redact(text.as_bytes()) {
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+            // Labels are ASCII and the replaced values are whole matches of valid UTF-8 text.
+            Cow::Owned(bytes) => Cow::Owned(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            ),
+        }
+    }
+
+    fn own_values(&self) -> impl Iterator<Item = &Secret> {
+        self.bound
+            .iter()
+            .filter_map(|binding| match &binding.secret {
+                Held::Own(own) => Some(own.as_ref()),
+                Held::Loaded(_) => None,
+            })
     }
 
     /// `scrub` over every string, key and number of a JSON value.
@@ -529,27 +603,36 @@ fn new_handle() -> String {
     format!("__airlock_secret_{}__", hex::encode(random))
 }
 
-/// `text` with every occurrence of `value` (ASCII case ignored: a token is hex, which a receiver
-/// may echo in upper case) replaced by `label`.
-fn replace_ascii_case_insensitive(text: &str, value: &str, label: &str) -> String {
-    if value.is_empty() || text.len() < value.len() {
-        return text.to_owned();
+/// `haystack` with every occurrence of `needle` (ASCII case ignored: a token is hex, which a
+/// receiver may echo in upper case) replaced by `label`; `Cow::Borrowed` when there is none.
+fn replace_ascii_case_insensitive<'a>(
+    haystack: &'a [u8],
+    needle: &[u8],
+    label: &[u8],
+) -> Cow<'a, [u8]> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return Cow::Borrowed(haystack);
     }
-    let (haystack, needle) = (text.as_bytes(), value.as_bytes());
-    let mut out = String::with_capacity(text.len());
+    let mut out: Option<Vec<u8>> = None;
     let (mut at, mut i) = (0, 0);
     while i + needle.len() <= haystack.len() {
         if haystack[i..i + needle.len()].eq_ignore_ascii_case(needle) {
-            out.push_str(&text[at..i]);
-            out.push_str(label);
+            let out = out.get_or_insert_with(|| Vec::with_capacity(haystack.len()));
+            out.extend_from_slice(&haystack[at..i]);
+            out.extend_from_slice(label);
             i += needle.len();
             at = i;
         } else {
             i += 1;
         }
     }
-    out.push_str(&text[at..]);
-    out
+    match out {
+        None => Cow::Borrowed(haystack),
+        Some(mut out) => {
+            out.extend_from_slice(&haystack[at..]);
+            Cow::Owned(out)
+        }
+    }
 }
 
 impl Encoding {

@@ -14,6 +14,7 @@ mod examples;
 mod flow;
 mod hostile;
 mod invalid;
+mod platform_auth;
 mod policy_cli;
 mod secret_containment;
 mod secrets;

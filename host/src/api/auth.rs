@@ -1,5 +1,8 @@
-//! The admin token: `AIRLOCK_API_TOKEN`, or one generated at first start into
-//! `STATE_DIR/api-token` (mode 0600). Only its SHA-256 is kept in memory.
+//! Who may call the API. The admin token: `AIRLOCK_API_TOKEN`, or one generated at first start
+//! into `STATE_DIR/api-token` (mode 0600); only its SHA-256 is kept in memory. A run token (the
+//! one the gate adds to a node's requests to the public URL, see `secrets::PlatformKey`): while
+//! its run is in progress, it reads that run and updates and logs its node runs; anything else
+//! with it is 403, and once the run has ended it is 401.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -13,6 +16,7 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
 use super::{Api, ApiError};
+use crate::engine::RunStatus;
 
 /// Where the admin token came from, for the start-up log.
 pub enum TokenSource {
@@ -109,11 +113,48 @@ impl FromRequestParts<Arc<Api>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Admin, ApiError> {
+        match AdminOrRun::from_request_parts(parts, api).await? {
+            AdminOrRun::Admin => Ok(Admin),
+            AdminOrRun::Run(_) => Err(run_token_out_of_scope()),
+        }
+    }
+}
+
+fn run_token_out_of_scope() -> ApiError {
+    ApiError::Forbidden(
+        "a run token reads only its own run and updates and logs only that run's node runs".into(),
+    )
+}
+
+/// A handler argument for what a run token may also do: the admin token, or the run token of
+/// a run in progress (its run's identifier).
+pub enum AdminOrRun {
+    Admin,
+    Run(String),
+}
+
+impl AdminOrRun {
+    /// Whether this caller may read run `wfr`: 403 for another run's token.
+    pub fn may_read(&self, wfr: &str) -> Result<(), ApiError> {
+        match self {
+            AdminOrRun::Run(run) if run != wfr => Err(run_token_out_of_scope()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Api>> for AdminOrRun {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<AdminOrRun, ApiError> {
         match bearer(parts) {
-            Some(token) if api.accepts_admin(token) => Ok(Admin),
-            Some(_) => Err(ApiError::Unauthorized(
-                "the bearer token is not valid".into(),
-            )),
+            Some(token) if api.accepts_admin(token) => Ok(AdminOrRun::Admin),
+            Some(token) => match api.run_of_token(token) {
+                Some(run) => api.live_run(run).map(AdminOrRun::Run),
+                None => Err(ApiError::Unauthorized(
+                    "the bearer token is not valid".into(),
+                )),
+            },
             None => Err(ApiError::Unauthorized(
                 "this route needs Authorization: Bearer <admin token>".into(),
             )),
@@ -121,10 +162,12 @@ impl FromRequestParts<Arc<Api>> for Admin {
     }
 }
 
-/// A callback's credentials: its bearer token, and whether that is the admin token.
+/// A callback's credentials: its bearer token, whether that is the admin token, and the run a
+/// run token was made for.
 pub struct Bearer {
     pub token: Option<String>,
     pub admin: bool,
+    pub run: Option<String>,
 }
 
 impl FromRequestParts<Arc<Api>> for Bearer {
@@ -133,7 +176,29 @@ impl FromRequestParts<Arc<Api>> for Bearer {
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Bearer, ApiError> {
         let token = bearer(parts).map(str::to_owned);
         let admin = token.as_deref().is_some_and(|t| api.accepts_admin(t));
-        Ok(Bearer { token, admin })
+        let run = match &token {
+            Some(token) if !admin => api.run_of_token(token).map(str::to_owned),
+            _ => None,
+        };
+        Ok(Bearer { token, admin, run })
+    }
+}
+
+impl Bearer {
+    /// Whether this caller may update or log node run `wfnr`: the admin token, the node run's
+    /// callback token, or the run token of the run it belongs to while that run is in progress.
+    pub fn may_update(&self, api: &Api, wfnr: &str) -> Result<(), ApiError> {
+        let Some(run) = &self.run else {
+            return Ok(api
+                .conductor
+                .authorize(wfnr, self.token.as_deref(), self.admin)?);
+        };
+        api.live_run(run)?;
+        match api.store.node_run_owner(wfnr)? {
+            None => Err(ApiError::NotFound(format!("no node run {wfnr}"))),
+            Some(owner) if owner == *run => Ok(()),
+            Some(_) => Err(run_token_out_of_scope()),
+        }
     }
 }
 
@@ -142,5 +207,20 @@ impl Api {
         self.admin
             .as_ref()
             .is_some_and(|admin| admin.accepts(token))
+    }
+
+    /// The run `token` was made for, when it is a run token of this server.
+    fn run_of_token<'t>(&self, token: &'t str) -> Option<&'t str> {
+        self.runtime.platform_key.as_ref()?.run_of(token)
+    }
+
+    /// A run token works only while its run is in progress.
+    fn live_run(&self, run: &str) -> Result<String, ApiError> {
+        match self.store.run(run)? {
+            Some(stored) if stored.status == RunStatus::InProgress => Ok(run.to_owned()),
+            _ => Err(ApiError::Unauthorized(
+                "this run token's run has ended".into(),
+            )),
+        }
     }
 }

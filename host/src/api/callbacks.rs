@@ -1,6 +1,7 @@
 //! What an external service calls back: `PATCH /v1/workflows/nodes/runs/{wfnr}` (and its alias
 //! under the run) completes or logs an asynchronous webhook's node run; `POST …/logs` adds a log
-//! line. Each is authorised by that node run's callback token, or the admin token.
+//! line. Each is authorised by that node run's callback token, its run's run token, or the
+//! admin token.
 
 use std::sync::Arc;
 
@@ -129,8 +130,7 @@ fn apply(
     wfnr: &str,
     body: &Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    api.conductor
-        .authorize(wfnr, bearer.token.as_deref(), bearer.admin)?;
+    bearer.may_update(api, wfnr)?;
     let run = match parse_update(body)? {
         Update::Completed(completion) => api.conductor.complete(wfnr, completion)?,
         Update::InProgress(logs) => {
@@ -165,8 +165,7 @@ pub(super) async fn update_in_run(
     Path((wfr, wfnr)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    api.conductor
-        .authorize(&wfnr, bearer.token.as_deref(), bearer.admin)?;
+    bearer.may_update(&api, &wfnr)?;
     if api.store.node_run_owner(&wfnr)?.as_deref() != Some(wfr.as_str()) {
         return Err(ApiError::NotFound(format!(
             "run {wfr} has no node run {wfnr}"
@@ -181,8 +180,7 @@ pub(super) async fn logs(
     Path(wfnr): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    api.conductor
-        .authorize(&wfnr, bearer.token.as_deref(), bearer.admin)?;
+    bearer.may_update(&api, &wfnr)?;
     let line = Value::Object(object(&body, LOG_FIELDS)?);
     let line = log_line(&line, "$")?;
     api.conductor.append_logs(&wfnr, &[line])?;

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::auth::Admin;
+use super::auth::{Admin, AdminOrRun};
 use super::{Api, ApiError};
 use crate::cli::inputs::check_user_inputs;
 use crate::engine::{RunStatus, WorkflowRun};
@@ -214,9 +214,10 @@ pub(super) async fn list(
 
 pub(super) async fn read(
     State(api): State<Arc<Api>>,
-    _: Admin,
+    caller: AdminOrRun,
     Path(wfr): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.may_read(&wfr)?;
     Ok(answer(&api.conductor.stored_run(&wfr)?))
 }
 

@@ -10,6 +10,7 @@ use super::{Exit, failed, invalid, setup};
 use crate::api::{AdminToken, Api, Metrics, TokenSource};
 use crate::conductor::{Conductor, Recovered};
 use crate::engine::{self, StateDir};
+use crate::secrets::{KeySource, PlatformKey};
 use crate::store::SqliteStore;
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
@@ -42,6 +43,17 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
         None => format!("http://{address}"),
     };
     runtime.callback_base = Some(public_url.clone());
+    let (key, key_source) = PlatformKey::load_or_create(&state.0).map_err(failed)?;
+    if let KeySource::Generated(path) = key_source {
+        eprintln!(
+            "airlock serve: generated the run-token key into {} (mode 0600)",
+            path.display()
+        );
+    }
+    let base = url::Url::parse(&public_url)
+        .with_context(|| format!("--public-url {public_url}"))
+        .map_err(invalid)?;
+    runtime.serve_platform_api(&base, key).map_err(invalid)?;
     let metrics = Arc::new(Metrics::default());
     let conductor = Conductor::new(Arc::new(runtime), Arc::new(store), metrics.clone());
     let recovered = conductor.recover().map_err(failed)?;

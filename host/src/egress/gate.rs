@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connector::{ConnectError, VettedConnector, VettedPeer};
 use super::pattern::{Pattern, Target};
+use super::platform::{PLATFORM_API_RULE, PlatformApi, PlatformApiError};
 use super::policy::Policy;
 use super::reached::Reached;
 use super::{
@@ -22,7 +23,7 @@ use super::{
     Request, Reservation, Response,
 };
 use crate::audit::{AuditLog, AuditRecord, Decision};
-use crate::secrets::{Bindings, Encoding};
+use crate::secrets::{Bindings, Encoding, PLATFORM_TOKEN_SECRET};
 use crate::time::now;
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -48,6 +49,16 @@ struct Inner {
     audit: Arc<AuditLog>,
     limits: GateLimits,
     client: Client<VettedConnector, Full<Bytes>>,
+    /// Under `airlock serve`: the public URL, whose requests carry the run token.
+    platform: Option<PlatformApi>,
+}
+
+/// A request the head checks admitted.
+struct Admitted {
+    method: String,
+    url: url::Url,
+    /// It goes to the platform's own API, with the run token.
+    platform: bool,
 }
 
 /// The caller's identity, owned so that the exchange can run to its audit record even when the
@@ -102,8 +113,24 @@ impl Gate {
                 audit,
                 limits,
                 client,
+                platform: None,
             }),
         }
+    }
+
+    /// This gate, sending requests under `base` (`airlock serve --public-url`) to the platform's
+    /// own API with the node run's run token (see `platform`). Made before any node runs.
+    pub fn with_platform_api(&self, base: &url::Url) -> Result<Gate, PlatformApiError> {
+        let platform = PlatformApi::new(base, &self.inner.policy)?;
+        Ok(Gate {
+            inner: Arc::new(Inner {
+                policy: Arc::clone(&self.inner.policy),
+                audit: Arc::clone(&self.inner.audit),
+                limits: self.inner.limits,
+                client: self.inner.client.clone(),
+                platform: Some(platform),
+            }),
+        })
     }
 
     pub async fn send(&self, caller: &Caller, req: Request) -> Result<Response, EgressError> {
@@ -145,7 +172,7 @@ impl Gate {
         };
         let result = self
             .inner
-            .admit(who.node_allow.as_deref(), head, &mut facts)
+            .admit(&who, head, &mut facts)
             .map(drop)
             .map_err(|err| err.scrubbed(|text| who.bindings.scrub(text)));
         if let Err(err) = &result {
@@ -274,10 +301,10 @@ impl Inner {
     /// policy and the node manifest. They decide before any body is buffered.
     fn admit(
         &self,
-        node_allow: Option<&Vec<Pattern>>,
+        caller: &Who,
         req: &Request,
         facts: &mut Facts,
-    ) -> Result<(String, url::Url), EgressError> {
+    ) -> Result<Admitted, EgressError> {
         self.limits.check_head(req)?;
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
@@ -290,14 +317,20 @@ impl Inner {
         facts.method.clone_from(&method);
         let url = parse_url(&req.url)?;
 
-        let decision = self.policy.decide(&url);
+        let platform = caller.bindings.has_run_token()
+            && self.platform.as_ref().is_some_and(|api| api.covers(&url));
+        let decision = if platform {
+            self.policy.decide_platform_api(&url, PLATFORM_API_RULE)
+        } else {
+            self.policy.decide(&url)
+        };
         facts.rule = Some(decision.rule.clone());
         if !decision.allowed {
             return Err(EgressError::Denied(Denial::Policy {
                 rule: decision.rule,
             }));
         }
-        if let Some(allow) = node_allow {
+        if let Some(allow) = caller.node_allow.as_deref() {
             let matched =
                 Target::from_url(&url).is_some_and(|t| allow.iter().any(|p| p.matches(&t)));
             if !matched {
@@ -308,7 +341,11 @@ impl Inner {
                 return Err(EgressError::Denied(denial));
             }
         }
-        Ok((method, url))
+        Ok(Admitted {
+            method,
+            url,
+            platform,
+        })
     }
 
     async fn attempt(
@@ -325,7 +362,11 @@ impl Inner {
             return Err(EgressError::Denied(denial));
         }
 
-        let (method, url) = self.admit(caller.node_allow.as_deref(), req, facts)?;
+        let Admitted {
+            method,
+            url,
+            platform,
+        } = self.admit(caller, req, facts)?;
 
         self.check_handles(&caller.bindings, &url, req, facts)?;
         self.check_carried_values(caller, &url, req, facts)?;
@@ -343,12 +384,7 @@ impl Inner {
             .as_deref()
             .is_some_and(|body| !bindings.used_in(body).is_empty());
         let body_encoding = body_encoding(&req.headers, body_has_handle)?;
-        for (name, value) in &req.headers {
-            let Some((name, value)) = header(caller, name, value)? else {
-                continue;
-            };
-            builder = builder.header(name, value);
-        }
+        builder = headers(caller, &req.headers, platform, builder, facts)?;
         let body = match &req.body {
             Some(body) => {
                 let revealed = bindings
@@ -368,7 +404,11 @@ impl Inner {
             Some(ms) => self.limits.timeout.min(Duration::from_millis(ms.into())),
             None => self.limits.timeout,
         };
-        tokio::time::timeout(timeout, self.exchange(caller, outgoing, facts))
+        let client = match &self.platform {
+            Some(api) if platform => &api.client,
+            _ => &self.client,
+        };
+        tokio::time::timeout(timeout, self.exchange(client, caller, outgoing, facts))
             .await
             .unwrap_or(Err(EgressError::Timeout))
             .map(|response| redact_response(caller, response))
@@ -448,11 +488,12 @@ impl Inner {
 
     async fn exchange(
         &self,
+        client: &Client<VettedConnector, Full<Bytes>>,
         caller: &Who,
         outgoing: http::Request<Full<Bytes>>,
         facts: &mut Facts,
     ) -> Result<Response, EgressError> {
-        let response = self.client.request(outgoing).await.map_err(|err| {
+        let response = client.request(outgoing).await.map_err(|err| {
             let err = connection_error(&err);
             if let EgressError::Denied(reason) = &err {
                 facts.rule = Some(reason.to_string());
@@ -623,6 +664,44 @@ fn header(
     Ok(Some((header_name, header_value)))
 }
 
+/// Adds the node's headers, validated and revealed, to `builder`. A request to the platform's
+/// API (`platform`) gets the run token as its Authorization instead of any the node wrote; the
+/// audit record names the token and says when the node's header was replaced.
+fn headers(
+    caller: &Who,
+    node_headers: &[(String, String)],
+    platform: bool,
+    mut builder: http::request::Builder,
+    facts: &mut Facts,
+) -> Result<http::request::Builder, EgressError> {
+    let mut replaced_authorization = false;
+    for (name, value) in node_headers {
+        if platform && name.eq_ignore_ascii_case(AUTHORIZATION.as_str()) {
+            replaced_authorization = true;
+            continue;
+        }
+        if let Some((name, value)) = header(caller, name, value)? {
+            builder = builder.header(name, value);
+        }
+    }
+    if platform && let Some(token) = caller.bindings.platform_authorization() {
+        let mut value = HeaderValue::from_bytes(&token).map_err(|_| {
+            EgressError::InvalidRequest(Invalid::Header(
+                "the run token is not a header value".into(),
+            ))
+        })?;
+        value.set_sensitive(true);
+        builder = builder.header(AUTHORIZATION, value);
+        facts.secrets.push(PLATFORM_TOKEN_SECRET.to_owned());
+        if replaced_authorization {
+            facts.rule = Some(format!(
+                "{PLATFORM_API_RULE} (the node's Authorization header was replaced by the run token)"
+            ));
+        }
+    }
+    Ok(builder)
+}
+
 /// A vetting refusal inside the connector is a denial, not a connection failure.
 fn connection_error(err: &hyper_util::client::legacy::Error) -> EgressError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(err);
@@ -647,7 +726,7 @@ fn chain(err: &(dyn StdError + 'static)) -> String {
 }
 
 fn redact_response(caller: &Who, response: Response) -> Response {
-    let store = caller.bindings.store();
+    let bindings = &caller.bindings;
     Response {
         status: response.status,
         // A server can echo a secret as a header name too. Such a header is dropped rather than
@@ -655,10 +734,10 @@ fn redact_response(caller: &Who, response: Response) -> Response {
         headers: response
             .headers
             .into_iter()
-            .filter(|(name, _)| matches!(store.redact_str(name), Cow::Borrowed(_)))
-            .map(|(name, value)| (name, store.redact_str(&value).into_owned()))
+            .filter(|(name, _)| matches!(bindings.redact_str(name), Cow::Borrowed(_)))
+            .map(|(name, value)| (name, bindings.redact_str(&value).into_owned()))
             .collect(),
-        body: store.redact(&response.body).into_owned(),
+        body: bindings.redact(&response.body).into_owned(),
         held: response.held,
     }
 }

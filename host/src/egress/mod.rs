@@ -12,6 +12,7 @@ mod gate;
 mod gate_tests;
 mod node_run;
 mod pattern;
+mod platform;
 mod policy;
 mod reached;
 
@@ -25,6 +26,7 @@ pub use error::{ConnectionFailure, Denial, EgressError, Invalid};
 pub use gate::Gate;
 pub use node_run::{BodyBudget, Flights, OverBudget, Reservation};
 pub use pattern::{Pattern, PatternError};
+pub use platform::{PLATFORM_API_RULE, PlatformApiError};
 pub use policy::{AddressRefusal, Decision, DefaultRule, Policy};
 
 /// Limits the gate enforces on every node run's requests. A breach names the limit.

@@ -44,6 +44,13 @@ pub enum AddressRefusal {
     },
 }
 
+fn not_http() -> Decision {
+    Decision {
+        allowed: false,
+        rule: "only http and https URLs with a host are allowed".to_string(),
+    }
+}
+
 /// The URL-level verdict and the rule that reached it, e.g. `allow[0] http://127.0.0.1:8080`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -87,21 +94,10 @@ impl Policy {
     /// are checked separately, after resolution (see `vet_addresses`).
     pub fn decide(&self, url: &url::Url) -> Decision {
         let Some(target) = Target::from_url(url) else {
-            return Decision {
-                allowed: false,
-                rule: "only http and https URLs with a host are allowed".to_string(),
-            };
+            return not_http();
         };
-        if let Some((i, rule)) = self
-            .deny
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p.matches_widely(&target))
-        {
-            return Decision {
-                allowed: false,
-                rule: format!("deny[{i}] {rule}"),
-            };
+        if let Some(denied) = self.denied(&target) {
+            return denied;
         }
         if let Some((i, rule)) = self
             .allow
@@ -124,6 +120,39 @@ impl Policy {
                 rule: "default deny".to_string(),
             },
         }
+    }
+
+    /// The decision for the platform's own API under `airlock serve` (the gate has checked that
+    /// `url` is under the public URL): allowed by the implicit rule `rule`; only a deny rule
+    /// refuses it.
+    pub fn decide_platform_api(&self, url: &url::Url, rule: &str) -> Decision {
+        let Some(target) = Target::from_url(url) else {
+            return not_http();
+        };
+        self.denied(&target).unwrap_or_else(|| Decision {
+            allowed: true,
+            rule: rule.to_owned(),
+        })
+    }
+
+    fn denied(&self, target: &Target<'_>) -> Option<Decision> {
+        let (i, rule) = self
+            .deny
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.matches_widely(target))?;
+        Some(Decision {
+            allowed: false,
+            rule: format!("deny[{i}] {rule}"),
+        })
+    }
+
+    /// This policy with `pattern` as its first allow rule: what the platform API's connector
+    /// vets with, so that the public URL's own address (named by `pattern`) may be reached.
+    pub fn with_first_allow(&self, pattern: Pattern) -> Policy {
+        let mut policy = self.clone();
+        policy.allow.insert(0, pattern);
+        policy
     }
 
     /// Checks every address a host resolved to. `Err` names the refused address and why: a

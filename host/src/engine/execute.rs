@@ -302,6 +302,9 @@ impl Runtime {
         if let Some(callback) = &node.callback {
             self.expect_callback(node, callback, at, bindings, &mut config)?;
         }
+        if let Some(key) = &self.platform_key {
+            bindings.bind_run_token(key, &at.run.identifier);
+        }
         let config = config.to_string();
         bindings.retain_used(&config);
         // Validation checks the secrets a config names; this also catches dynamic references.

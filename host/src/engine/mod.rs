@@ -29,7 +29,7 @@ pub use secret_refs::{
 
 use crate::egress::Gate;
 use crate::sandbox::{PolicyLimits, Sandbox};
-use crate::secrets::SecretStore;
+use crate::secrets::{PlatformKey, SecretStore};
 
 /// Everything a run needs that lives for the whole process: one sandbox (engine and compile
 /// cache), one egress gate (policy, pooled client, audit), the secrets and the node registry.
@@ -43,4 +43,7 @@ pub struct Runtime {
     /// The base URL at which this process takes callbacks (`serve`'s public URL, or the listener
     /// of a one-shot `run`); an asynchronous webhook fails without one.
     pub callback_base: Option<String>,
+    /// Under `airlock serve`: the key run tokens for the platform's own API derive from; each
+    /// node run gets its run's token bound (the gate sends it to the public URL only).
+    pub platform_key: Option<Arc<PlatformKey>>,
 }

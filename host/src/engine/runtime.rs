@@ -6,9 +6,9 @@ use std::sync::Arc;
 use super::{NodeRegistry, RegistryError, Runtime};
 use crate::audit::{AuditError, AuditLog};
 use crate::config::{NodeManifest, PolicyFile};
-use crate::egress::{Gate, GateLimits};
+use crate::egress::{Gate, GateLimits, PlatformApiError};
 use crate::sandbox::{NodeLimits, Sandbox, SandboxError};
-use crate::secrets::SecretStore;
+use crate::secrets::{PlatformKey, SecretStore};
 
 /// Where a runtime keeps its files: the audit log, the run store and the compile cache.
 #[derive(Debug, Clone)]
@@ -82,7 +82,20 @@ impl Runtime {
             nodes,
             limits,
             callback_base: None,
+            platform_key: None,
         })
+    }
+
+    /// Under `airlock serve`: node requests to `base` (the public URL) carry their run's token,
+    /// derived with `key`. See `egress::platform` and `secrets::PlatformKey`.
+    pub fn serve_platform_api(
+        &mut self,
+        base: &url::Url,
+        key: PlatformKey,
+    ) -> Result<(), PlatformApiError> {
+        self.gate = Arc::new(self.gate.with_platform_api(base)?);
+        self.platform_key = Some(Arc::new(key));
+        Ok(())
     }
 
     /// Loads custom nodes' components and registers them under their manifests' types; each

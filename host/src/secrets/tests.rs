@@ -454,3 +454,74 @@ fn a_bound_token_is_revealed_only_at_its_handle_and_scrubbed_like_a_secret() {
         "another node run knows nothing of it"
     );
 }
+
+#[test]
+fn a_run_token_is_derived_from_the_kept_key_verified_and_masked() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (key, source) = PlatformKey::load_or_create(dir.path()).expect("created");
+    assert!(matches!(source, KeySource::Generated(_)));
+    let mode = std::fs::metadata(dir.path().join("platform-key"))
+        .expect("key file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (restarted, source) = PlatformKey::load_or_create(dir.path()).expect("loaded");
+    assert!(matches!(source, KeySource::File(_)));
+
+    let mut bindings = Bindings::new(store(&[("api-token", "tok-value-1")]));
+    assert!(bindings.platform_authorization().is_none());
+    bindings.bind_run_token(&key, "wfr_a");
+    let header = bindings.platform_authorization().expect("bound");
+    let token = std::str::from_utf8(&header)
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .expect("a bearer header")
+        .to_owned();
+    assert_eq!(
+        restarted.run_of(&token),
+        Some("wfr_a"),
+        "the same after a restart"
+    );
+    let (run, mac) = token.rsplit_once('.').expect("run.mac");
+    assert_eq!((run, mac.len()), ("wfr_a", 64));
+    for forged in [
+        format!("wfr_b.{mac}"),
+        "wfr_a".into(),
+        "wfr_a.zz".into(),
+        format!("wfr_a.{}", &mac[2..]),
+    ] {
+        assert_eq!(key.run_of(&forged), None, "{forged}");
+    }
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    let (other, _) = PlatformKey::load_or_create(other_dir.path()).expect("created");
+    assert_eq!(other.run_of(&token), None, "another server's key");
+
+    assert_eq!(
+        bindings.context_object(),
+        serde_json::json!({"api-token": bindings.context_object()["api-token"]}),
+        "no template can name the run token"
+    );
+    bindings.retain_used(&token);
+    assert!(bindings.used_in(token.as_bytes()).is_empty());
+    let echoed = format!("{token} {} tok-value-1", mac.to_uppercase());
+    let masked =
+        "wfr_a.[secret:airlock-platform-token] [secret:airlock-platform-token] [secret:api-token]";
+    assert_eq!(bindings.scrub(&echoed), masked);
+    assert_eq!(
+        bindings.redact(echoed.as_bytes()).as_ref(),
+        masked.as_bytes()
+    );
+}
+
+#[test]
+fn a_damaged_key_file_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("platform-key"), "not hex\n").expect("write");
+    let err = PlatformKey::load_or_create(dir.path()).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("platform-key") && text.contains("32 bytes in hex"),
+        "{text}"
+    );
+}
