@@ -3,13 +3,43 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Params, Row, Transaction, params};
 use serde_json::Value;
 
 use super::schema::{self, MigrationError};
 use super::{RunFilter, Store, StoreError, WaitingCallback, WorkflowRecord};
 use crate::engine::{ExpectedCallback, NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
 use crate::time::now;
+
+/// Every statement this store runs fits: each is parsed once per connection, then reused (the
+/// SQL parser was a visible share of `serve`'s CPU per run when each call prepared anew).
+const STATEMENT_CACHE: usize = 64;
+
+/// `execute` and `query_row` through the connection's statement cache.
+trait CachedStatements {
+    fn execute_cached(&self, sql: &str, params: impl Params) -> rusqlite::Result<usize>;
+    fn row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl CachedStatements for Connection {
+    fn execute_cached(&self, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row_cached<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, read)
+    }
+}
 
 pub struct SqliteStore {
     path: String,
@@ -35,6 +65,7 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON;",
         )
         .map_err(err)?;
+        db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut db).map_err(|e| match e {
             MigrationError::Sqlite(source) => err(source),
             MigrationError::TooNew(found) => StoreError::TooNew {
@@ -84,7 +115,7 @@ impl SqliteStore {
         let at = now();
         let outcome = self.write(|tx| {
             let existing: Option<(u32, bool, String)> = tx
-                .query_row(
+                .row_cached(
                     "SELECT latest_version, deleted, created_at FROM workflows WHERE identifier = ?1",
                     [identifier],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -99,14 +130,14 @@ impl SqliteStore {
                 Some((_, false, created)) => created.clone(),
                 _ => at.clone(),
             };
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO workflows (identifier, latest_version, deleted, created_at, updated_at)
                  VALUES (?1, ?2, 0, ?3, ?4)
                  ON CONFLICT (identifier) DO UPDATE SET
                      latest_version = ?2, deleted = 0, created_at = ?3, updated_at = ?4",
                 params![identifier, version, created_at, at],
             )?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO workflow_versions (workflow, version, source, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![identifier, version, text, at],
@@ -322,7 +353,7 @@ fn result_from(text: &str) -> RunResult {
 }
 
 fn run_in_progress(tx: &Transaction, run: &str) -> rusqlite::Result<bool> {
-    tx.query_row(
+    tx.row_cached(
         "SELECT status = 'IN_PROGRESS' FROM runs WHERE identifier = ?1",
         [run],
         |row| row.get(0),
@@ -340,7 +371,7 @@ fn applied_or_ended(applied: bool, identifier: &str) -> Result<(), StoreError> {
 }
 
 pub(super) fn insert_run(tx: &Transaction, run: &WorkflowRun) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO runs (identifier, workflow, workflow_version, status, result, trigger,
                            created_at, updated_at, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -365,7 +396,7 @@ pub(super) fn insert_node_run(
     seq: usize,
     node_run: &NodeRun,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO node_runs (identifier, run, seq, node, type, status, result, output, error,
                                 logs, attempts, created_at, updated_at, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -413,12 +444,12 @@ impl RunJournal for SqliteStore {
 
     fn node_restarted(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         let applied = self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE node_runs SET attempts = ?2, updated_at = ?3
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                 params![node_run.identifier, node_run.attempts, now()],
             )?;
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM callback_tokens WHERE node_run = ?1",
                 [&node_run.identifier],
             )?;
@@ -429,7 +460,7 @@ impl RunJournal for SqliteStore {
 
     fn node_finished(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
         let applied = self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE node_runs SET status = ?2, result = ?3, output = ?4, error = ?5, logs = ?6,
                                       attempts = ?7, duration_ms = ?8, updated_at = ?9
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
@@ -457,7 +488,7 @@ impl RunJournal for SqliteStore {
         expected: &ExpectedCallback,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO callback_tokens (node_run, token_sha256, deadline_ms)
                  VALUES (?1, ?2, ?3)",
                 params![
@@ -476,7 +507,7 @@ impl RunJournal for SqliteStore {
         node_run: &NodeRun,
     ) -> Result<Option<NodeRun>, StoreError> {
         let stored = self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE node_runs SET logs = ?2, duration_ms = ?3, updated_at = ?4
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                 params![
@@ -487,13 +518,13 @@ impl RunJournal for SqliteStore {
                 ],
             )?;
             if changed == 1 {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE callback_tokens SET accepted = 1 WHERE node_run = ?1",
                     [&node_run.identifier],
                 )?;
                 return Ok(None);
             }
-            tx.query_row(
+            tx.row_cached(
                 &format!("SELECT {NODE_RUN_COLUMNS} FROM node_runs WHERE identifier = ?1"),
                 [&node_run.identifier],
                 StoredNodeRun::from_row,
@@ -508,7 +539,7 @@ impl RunJournal for SqliteStore {
 
     fn run_finished(&self, run: &WorkflowRun) -> Result<(), StoreError> {
         let applied = self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE runs SET status = ?2, result = ?3, finished_at = ?4, updated_at = ?5
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                 params![
@@ -549,7 +580,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<WorkflowRecord>, StoreError> {
         let db = self.db();
         let row = match version {
-            Some(version) => db.query_row(
+            Some(version) => db.row_cached(
                 &format!(
                     "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
                      ON v.workflow = w.identifier WHERE w.identifier = ?1 AND v.version = ?2"
@@ -557,7 +588,7 @@ impl Store for SqliteStore {
                 params![identifier, version],
                 StoredWorkflow::from_row,
             ),
-            None => db.query_row(
+            None => db.row_cached(
                 &format!(
                     "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
                      ON v.workflow = w.identifier AND v.version = w.latest_version
@@ -597,7 +628,7 @@ impl Store for SqliteStore {
     fn delete_workflow(&self, identifier: &str) -> Result<bool, StoreError> {
         let at = now();
         self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE workflows SET deleted = 1, updated_at = ?2
                  WHERE identifier = ?1 AND deleted = 0",
                 params![identifier, at],
@@ -609,7 +640,7 @@ impl Store for SqliteStore {
     fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
         let db = self.db();
         let row = db
-            .query_row(
+            .row_cached(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE identifier = ?1"),
                 [identifier],
                 StoredRun::from_row,
@@ -651,13 +682,13 @@ impl Store for SqliteStore {
     fn cancel_run(&self, identifier: &str) -> Result<bool, StoreError> {
         let at = now();
         self.write(|tx| {
-            let changed = tx.execute(
+            let changed = tx.execute_cached(
                 "UPDATE runs SET status = 'COMPLETED', result = 'CANCELLED', finished_at = ?2,
                                  updated_at = ?2
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                 params![identifier, at],
             )?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE node_runs SET status = 'COMPLETED', result = 'CANCELLED', updated_at = ?2
                  WHERE run = ?1 AND status = 'IN_PROGRESS'",
                 params![identifier, at],
@@ -668,7 +699,7 @@ impl Store for SqliteStore {
 
     fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError> {
         self.db()
-            .query_row(
+            .row_cached(
                 "SELECT token_sha256 FROM callback_tokens WHERE node_run = ?1",
                 [node_run],
                 |row| row.get(0),
@@ -679,7 +710,7 @@ impl Store for SqliteStore {
 
     fn node_run_of_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
         self.db()
-            .query_row(
+            .row_cached(
                 "SELECT node_run FROM callback_tokens WHERE token_sha256 = ?1",
                 [token_sha256],
                 |row| row.get(0),
@@ -690,7 +721,7 @@ impl Store for SqliteStore {
 
     fn node_run_owner(&self, node_run: &str) -> Result<Option<String>, StoreError> {
         self.db()
-            .query_row(
+            .row_cached(
                 "SELECT run FROM node_runs WHERE identifier = ?1",
                 [node_run],
                 |row| row.get(0),
@@ -702,7 +733,7 @@ impl Store for SqliteStore {
     fn append_logs(&self, node_run: &str, logs: &[Value]) -> Result<bool, StoreError> {
         self.write(|tx| {
             let stored: Option<String> = tx
-                .query_row(
+                .row_cached(
                     "SELECT logs FROM node_runs WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                     [node_run],
                     |row| row.get(0),
@@ -715,7 +746,7 @@ impl Store for SqliteStore {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
             })?;
             all.extend_from_slice(logs);
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE node_runs SET logs = ?2, updated_at = ?3 WHERE identifier = ?1",
                 params![node_run, Value::from(all).to_string(), now()],
             )?;
