@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use crate::engine::{
-    Completion, ExpectedCallback, NodeRun, RunJournal, RunStatus, Runtime, WorkflowRun,
+    Committed, Completion, ExpectedCallback, NodeRun, RunJournal, RunStatus, Runtime, WorkflowRun,
 };
 use crate::secrets::token_sha256;
 use crate::store::{Store, StoreError, WorkflowRecord};
@@ -61,8 +61,9 @@ pub struct Conductor {
     observer: Arc<dyn RunObserver>,
     /// Runs a task is driving, by run id.
     live: Mutex<HashMap<String, LiveRun>>,
-    /// Who waits for a run to complete (`?wait=true`, a one-shot run), by run id.
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Who waits for a run to complete (`?wait=true`, a one-shot run), by run id: each is
+    /// handed the completed run as its driver left it (what it just committed).
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<WorkflowRun>>>>,
     /// Parsed workflows by (identifier, version): versions never change once stored.
     parsed: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
     /// Workflows run from a file rather than the store (a one-shot run), by identifier.
@@ -116,6 +117,26 @@ impl Conductor {
         Ok(workflow)
     }
 
+    /// The latest version of stored workflow `identifier`, parsed once per version (its source
+    /// is read from the store only the first time).
+    pub fn latest(&self, identifier: &str) -> Result<Option<(Arc<Workflow>, u32)>, ConductorError> {
+        let Some(version) = self.store.latest_version(identifier)? else {
+            return Ok(None);
+        };
+        let key = (identifier.to_owned(), version);
+        if let Some(parsed) = lock(&self.parsed).get(&key) {
+            return Ok(Some((parsed.clone(), version)));
+        }
+        // Versions stay readable once stored, even when the workflow is deleted meanwhile.
+        let record = self
+            .store
+            .workflow(identifier, Some(version))?
+            .ok_or_else(|| {
+                ConductorError::NotFound(format!("no workflow \"{identifier}\" version {version}"))
+            })?;
+        Ok(Some((self.parse(&record)?, version)))
+    }
+
     /// Makes a workflow that is not in the store (a file) known, for runs of it to resume.
     pub fn add_file_workflow(&self, workflow: Arc<Workflow>) {
         lock(&self.files).insert(workflow.identifier.clone(), workflow);
@@ -153,12 +174,12 @@ impl Conductor {
     }
 
     /// Commits `run` (new, IN_PROGRESS), then drives it on its own task.
-    pub fn start(
+    pub async fn start(
         self: &Arc<Self>,
         workflow: Arc<Workflow>,
         run: WorkflowRun,
     ) -> Result<(), StoreError> {
-        self.store.run_started(&run)?;
+        self.store.run_started(&run).await?;
         let mut live = lock(&self.live);
         self.spawn_driver(&mut live, workflow, run, Resume::Drive);
         Ok(())
@@ -217,7 +238,7 @@ impl Conductor {
         live.remove(&run.identifier);
         drop(live);
         if run.status == RunStatus::Completed {
-            self.notify(&run.identifier);
+            self.notify(run);
         }
         None
     }
@@ -246,37 +267,54 @@ impl Conductor {
         }
     }
 
-    /// Waits until run `wfr` has completed, or `timeout` passed; returns it as stored.
-    pub async fn wait(
-        &self,
-        wfr: &str,
+    /// Commits `run` and drives it like [`Conductor::start`], then waits until it has completed
+    /// or `timeout` passed; returns it as it then stands. The waiter is registered before the
+    /// run starts, so its completion cannot be missed and the store is not read to check.
+    pub async fn start_and_wait(
+        self: &Arc<Self>,
+        workflow: Arc<Workflow>,
+        run: WorkflowRun,
         timeout: Option<Duration>,
     ) -> Result<WorkflowRun, ConductorError> {
+        let wfr = run.identifier.clone();
+        let completion = self.await_completion(&wfr);
+        if let Err(e) = self.start(workflow, run).await {
+            lock(&self.waiters).remove(&wfr);
+            return Err(e.into());
+        }
+        self.completed_or_stored(&wfr, completion, timeout).await
+    }
+
+    fn await_completion(&self, wfr: &str) -> oneshot::Receiver<WorkflowRun> {
         let (sender, receiver) = oneshot::channel();
         lock(&self.waiters)
             .entry(wfr.to_owned())
             .or_default()
             .push(sender);
-        // Registered first: a run that completes from now on notifies this waiter.
-        let run = self.stored_run(wfr)?;
-        if run.status == RunStatus::InProgress {
-            match timeout {
-                Some(timeout) => {
-                    let _ = tokio::time::timeout(timeout, receiver).await;
-                }
-                None => {
-                    let _ = receiver.await;
-                }
-            }
-            return self.stored_run(wfr);
-        }
-        Ok(run)
+        receiver
     }
 
-    fn notify(&self, wfr: &str) {
-        if let Some(waiters) = lock(&self.waiters).remove(wfr) {
+    /// The completed run when it comes within `timeout`, else the run as stored.
+    async fn completed_or_stored(
+        &self,
+        wfr: &str,
+        completion: oneshot::Receiver<WorkflowRun>,
+        timeout: Option<Duration>,
+    ) -> Result<WorkflowRun, ConductorError> {
+        let completed = match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, completion).await.ok(),
+            None => Some(completion.await),
+        };
+        match completed {
+            Some(Ok(run)) => Ok(run),
+            _ => self.stored_run(wfr),
+        }
+    }
+
+    fn notify(&self, run: &WorkflowRun) {
+        if let Some(waiters) = lock(&self.waiters).remove(&run.identifier) {
             for waiter in waiters {
-                let _ = waiter.send(());
+                let _ = waiter.send(run.clone());
             }
         }
     }
@@ -310,7 +348,7 @@ impl Conductor {
         if stop_in_store && self.store.cancel_run(wfr)? {
             let run = self.stored_run(wfr)?;
             self.observer.run_finished(&run);
-            self.notify(wfr);
+            self.notify(&run);
         }
         self.stored_run(wfr)
     }
@@ -346,7 +384,7 @@ impl Conductor {
 
     /// Completes the waiting node run `wfnr` with `completion`, then drives its run on.
     /// Returns the run as it stands.
-    pub fn complete(
+    pub async fn complete(
         self: &Arc<Self>,
         wfnr: &str,
         completion: Completion,
@@ -360,7 +398,7 @@ impl Conductor {
             ))
         })?;
         let done = self.runtime.complete_waiting(node, &waiting, completion);
-        match self.store.node_finished(&run, &done) {
+        match self.store.node_finished(&run, &done).await {
             Err(StoreError::NotInProgress(_)) => return Err(completed(wfnr)),
             other => other?,
         }
@@ -412,7 +450,7 @@ impl Conductor {
         tokio::spawn(async move {
             let wait = deadline_ms.saturating_sub(unix_ms());
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            match conductor.complete(&wfnr, Completion::TimedOut) {
+            match conductor.complete(&wfnr, Completion::TimedOut).await {
                 Ok(_) | Err(ConductorError::Conflict(_)) => {}
                 Err(e) => tracing::error!(node_run = %wfnr, "timing out: {e}"),
             }
@@ -488,46 +526,65 @@ struct Tracked {
 }
 
 impl RunJournal for Tracked {
-    fn run_started(&self, run: &WorkflowRun) -> Result<(), StoreError> {
+    fn run_started<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
         self.conductor.store.run_started(run)
     }
-    fn node_started(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+    fn node_started<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
         self.conductor.store.node_started(run, node_run)
     }
-    fn node_restarted(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
+    fn node_restarted<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
         self.conductor.store.node_restarted(run, node_run)
     }
-    fn node_finished(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
-        self.conductor.store.node_finished(run, node_run)?;
-        self.conductor.observer.node_finished(node_run);
-        Ok(())
+    fn node_finished<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
+        Box::pin(async move {
+            self.conductor.store.node_finished(run, node_run).await?;
+            self.conductor.observer.node_finished(node_run);
+            Ok(())
+        })
     }
-    fn callback_expected(
-        &self,
-        run: &WorkflowRun,
-        node_run: &NodeRun,
-        expected: &ExpectedCallback,
-    ) -> Result<(), StoreError> {
-        self.conductor
-            .store
-            .callback_expected(run, node_run, expected)?;
-        if let Some(deadline) = expected.deadline_ms {
+    fn callback_expected<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+        expected: &'a ExpectedCallback,
+    ) -> Committed<'a, ()> {
+        Box::pin(async move {
             self.conductor
-                .time_out_at(node_run.identifier.clone(), deadline);
-        }
-        Ok(())
+                .store
+                .callback_expected(run, node_run, expected)
+                .await?;
+            if let Some(deadline) = expected.deadline_ms {
+                self.conductor
+                    .time_out_at(node_run.identifier.clone(), deadline);
+            }
+            Ok(())
+        })
     }
-    fn node_waiting(
-        &self,
-        run: &WorkflowRun,
-        node_run: &NodeRun,
-    ) -> Result<Option<NodeRun>, StoreError> {
+    fn node_waiting<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, Option<NodeRun>> {
         self.conductor.store.node_waiting(run, node_run)
     }
-    fn run_finished(&self, run: &WorkflowRun) -> Result<(), StoreError> {
-        self.conductor.store.run_finished(run)?;
-        self.conductor.observer.run_finished(run);
-        Ok(())
+    fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
+        Box::pin(async move {
+            self.conductor.store.run_finished(run).await?;
+            self.conductor.observer.run_finished(run);
+            Ok(())
+        })
     }
     fn cancel_requested(&self, _run: &str) -> bool {
         self.cancel.load(Ordering::Acquire)

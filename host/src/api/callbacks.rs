@@ -124,7 +124,7 @@ fn node_run_answer(run: &WorkflowRun, wfnr: &str) -> Json<Value> {
     )
 }
 
-fn apply(
+async fn apply(
     api: &Arc<Api>,
     bearer: Bearer,
     wfnr: &str,
@@ -132,7 +132,7 @@ fn apply(
 ) -> Result<Json<Value>, ApiError> {
     bearer.may_update(api, wfnr)?;
     let run = match parse_update(body)? {
-        Update::Completed(completion) => api.conductor.complete(wfnr, completion)?,
+        Update::Completed(completion) => api.conductor.complete(wfnr, completion).await?,
         Update::InProgress(logs) => {
             api.conductor.append_logs(wfnr, &logs)?;
             owner_run(api, wfnr)?
@@ -155,7 +155,7 @@ pub(super) async fn update(
     Path(wfnr): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    apply(&api, bearer, &wfnr, &body)
+    apply(&api, bearer, &wfnr, &body).await
 }
 
 /// The same update, addressed under its run; a node run of another run is not found.
@@ -171,7 +171,7 @@ pub(super) async fn update_in_run(
             "run {wfr} has no node run {wfnr}"
         )));
     }
-    apply(&api, bearer, &wfnr, &body)
+    apply(&api, bearer, &wfnr, &body).await
 }
 
 pub(super) async fn logs(

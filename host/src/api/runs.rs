@@ -155,11 +155,10 @@ pub(super) async fn create(
     let wait = flag(&params, "wait")?;
     let wait_ms = number(&params, "waitTimeoutMs", DEFAULT_WAIT_MS)?;
     let request = RunRequest::parse(&body)?;
-    let record = api
-        .store
-        .workflow(&id, None)?
+    let (workflow, version) = api
+        .conductor
+        .latest(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow \"{id}\"")))?;
-    let workflow = api.conductor.parse(&record)?;
     let trigger = pick_trigger(&workflow, request.trigger.as_deref())?;
     let mut payload = request.inputs;
     if let Some(user_inputs) = trigger.user_inputs() {
@@ -169,14 +168,14 @@ pub(super) async fn create(
     require_secrets(&api, &workflow)?;
     let run = api
         .runtime
-        .new_run(&workflow, Some(record.version), trigger, payload);
-    api.conductor.start(workflow.clone(), run.clone())?;
+        .new_run(&workflow, Some(version), trigger, payload);
     if !wait {
+        api.conductor.start(workflow, run.clone()).await?;
         return Ok((StatusCode::CREATED, answer(&run)));
     }
     let run = api
         .conductor
-        .wait(&run.identifier, Some(Duration::from_millis(wait_ms)))
+        .start_and_wait(workflow, run, Some(Duration::from_millis(wait_ms)))
         .await?;
     Ok((StatusCode::CREATED, answer(&run)))
 }

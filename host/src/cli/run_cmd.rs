@@ -90,9 +90,10 @@ async fn run_with_callbacks(
         .map(|token| AdminToken::new(&token));
     let api = Api::new(conductor.clone(), admin, state.audit(), Arc::default());
     let server = tokio::spawn(axum::serve(listener, api.callback_router()).into_future());
-    let identifier = run.identifier.clone();
-    conductor.start(workflow, run).map_err(failed)?;
-    let run = conductor.wait(&identifier, None).await.map_err(failed);
+    let run = conductor
+        .start_and_wait(workflow, run, None)
+        .await
+        .map_err(failed);
     server.abort();
     run
 }

@@ -77,8 +77,8 @@ impl Runtime {
         run: WorkflowRun,
         journal: &dyn RunJournal,
     ) -> WorkflowRun {
-        if let Err(e) = journal.run_started(&run) {
-            return finish(run, RunResult::Failed, Some(e.to_string()), journal);
+        if let Err(e) = journal.run_started(&run).await {
+            return finish(run, RunResult::Failed, Some(e.to_string()), journal).await;
         }
         self.drive(workflow, run, journal).await
     }
@@ -118,12 +118,12 @@ impl Runtime {
         let Some(node) = workflow.node(&cut.node) else {
             let error = format!("the workflow has no node \"{}\"", cut.node);
             run.node_runs.push(cut);
-            return finish(run, RunResult::Failed, Some(error), journal);
+            return finish(run, RunResult::Failed, Some(error), journal).await;
         };
         let after = match resend_method(node) {
             Ok(_) => {
                 cut.attempts += 1;
-                match journal.node_restarted(&run, &cut) {
+                match journal.node_restarted(&run, &cut).await {
                     Ok(()) => {
                         self.execute_node(workflow, node, &mut run, cut, journal)
                             .await
@@ -136,7 +136,7 @@ impl Runtime {
                     "interrupted: airlock stopped while this node run was in flight, and it was not sent again because {why}"
                 );
                 cut.fail(error, cut.duration_ms);
-                match journal.node_finished(&run, &cut) {
+                match journal.node_finished(&run, &cut).await {
                     Ok(()) => record(workflow, &mut run, cut),
                     Err(e) => fail_node(&mut run, cut, e.to_string()),
                 }
@@ -156,12 +156,12 @@ impl Runtime {
         loop {
             let node = match after {
                 After::Next(Some(node)) => node,
-                After::Next(None) => return finish(run, RunResult::Success, None, journal),
+                After::Next(None) => return finish(run, RunResult::Success, None, journal).await,
                 After::Wait => return run,
-                After::End(result, error) => return finish(run, result, error, journal),
+                After::End(result, error) => return finish(run, result, error, journal).await,
             };
             if journal.cancel_requested(&run.identifier) {
-                return finish(run, RunResult::Cancelled, None, journal);
+                return finish(run, RunResult::Cancelled, None, journal).await;
             }
             after = self.node_step(workflow, node, &mut run, journal).await;
         }
@@ -176,7 +176,7 @@ impl Runtime {
         journal: &dyn RunJournal,
     ) -> After<'w> {
         let mut node_run = NodeRun::started(node, new_node_run_id(), now());
-        if let Err(e) = journal.node_started(run, &node_run) {
+        if let Err(e) = journal.node_started(run, &node_run).await {
             node_run.fail(e.to_string(), 0);
             run.node_runs.push(node_run);
             return After::End(RunResult::Failed, None);
@@ -213,7 +213,7 @@ impl Runtime {
         node_run.duration_ms = started.elapsed().as_millis() as u64;
         if step.waits {
             node_run.logs = step.logs;
-            return match journal.node_waiting(run, &node_run) {
+            return match journal.node_waiting(run, &node_run).await {
                 Ok(None) => {
                     run.node_runs.push(node_run);
                     After::Wait
@@ -224,11 +224,11 @@ impl Runtime {
             };
         }
         step.into_node_run(node, &mut node_run);
-        match journal.node_finished(run, &node_run) {
+        match journal.node_finished(run, &node_run).await {
             Ok(()) => record(workflow, run, node_run),
             // A callback completed the node run while its request was failing: it stands.
             Err(StoreError::NotInProgress(_)) if node.callback.is_some() => {
-                match journal.node_waiting(run, &node_run) {
+                match journal.node_waiting(run, &node_run).await {
                     Ok(Some(completed)) => record(workflow, run, completed),
                     _ => fail_node(run, node_run, "the node run ended elsewhere".into()),
                 }
@@ -248,7 +248,8 @@ impl Runtime {
         bindings: &mut Bindings,
         ctx: &Value,
     ) -> Step {
-        let (registered, invocation) = match self.invocation(workflow, node, at, bindings, ctx) {
+        let prepared = self.invocation(workflow, node, at, bindings, ctx).await;
+        let (registered, invocation) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => return Step::failed(error),
         };
@@ -282,7 +283,7 @@ impl Runtime {
 
     /// Renders the node's config and sets up its egress: the secrets it may use, its limits,
     /// and for an asynchronous webhook the callback headers (its token stored hashed first).
-    fn invocation(
+    async fn invocation(
         &self,
         workflow: &Workflow,
         node: &Node,
@@ -300,7 +301,8 @@ impl Runtime {
             .render(ctx)
             .map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
         if let Some(callback) = &node.callback {
-            self.expect_callback(node, callback, at, bindings, &mut config)?;
+            self.expect_callback(node, callback, at, bindings, &mut config)
+                .await?;
         }
         if let Some(key) = &self.platform_key {
             bindings.bind_run_token(key, &at.run.identifier);
@@ -339,7 +341,7 @@ impl Runtime {
 
     /// Adds the callback headers to an asynchronous webhook's rendered config; the token is a
     /// handle the gate swaps for the token at send time, and only its hash is stored.
-    fn expect_callback(
+    async fn expect_callback(
         &self,
         node: &Node,
         callback: &Callback,
@@ -360,6 +362,7 @@ impl Runtime {
         };
         at.journal
             .callback_expected(at.run, at.node_run, &expected)
+            .await
             .map_err(|e| e.to_string())?;
         let node_run = &at.node_run.identifier;
         let headers = [
@@ -497,7 +500,7 @@ fn after<'w>(workflow: &'w Workflow, last: &NodeRun) -> After<'w> {
 
 /// Completes the run with `result`; `error` (a store failure) is logged, as there is no node run
 /// to carry it.
-fn finish(
+async fn finish(
     mut run: WorkflowRun,
     result: RunResult,
     error: Option<String>,
@@ -509,7 +512,7 @@ fn finish(
     run.status = RunStatus::Completed;
     run.result = Some(result);
     run.finished_at = Some(now());
-    if let Err(e) = journal.run_finished(&run) {
+    if let Err(e) = journal.run_finished(&run).await {
         tracing::error!(run = %run.identifier, "{e}");
     }
     run

@@ -18,7 +18,7 @@ pub use crate::config::NodeManifest;
 pub use callback::Completion;
 pub use execute::CALLBACK_TOKEN_SECRET;
 pub use ids::{new_node_run_id, new_run_id};
-pub use journal::{ExpectedCallback, NoJournal, RunJournal};
+pub use journal::{Committed, ExpectedCallback, NoJournal, RunJournal};
 pub use manifest::{MANIFEST_FILE, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};

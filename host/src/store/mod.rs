@@ -2,6 +2,7 @@
 //! hashes of async callback tokens. SQLite under the state dir is the embedded implementation;
 //! the engine and the API see only the [`Store`] trait, so another database can follow.
 
+mod group;
 mod schema;
 mod sqlite;
 
@@ -35,6 +36,9 @@ pub enum StoreError {
     /// callback): the store keeps the first ending.
     #[error("{0} is not in progress")]
     NotInProgress(String),
+    /// A group of run-journal changes was not committed: none of them is stored.
+    #[error("run store {path}: {reason}")]
+    Commit { path: String, reason: String },
     #[error("workflow \"{0}\" already exists")]
     WorkflowExists(String),
     #[error("no workflow \"{0}\"")]
@@ -82,6 +86,8 @@ pub trait Store: RunJournal {
         identifier: &str,
         version: Option<u32>,
     ) -> Result<Option<WorkflowRecord>, StoreError>;
+    /// The latest version number of a workflow that is not deleted (cheaper than reading it).
+    fn latest_version(&self, identifier: &str) -> Result<Option<u32>, StoreError>;
     /// The latest version of every workflow that is not deleted.
     fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError>;
     /// False when there was no such workflow.

@@ -1,14 +1,18 @@
-//! [`Store`] on SQLite: one file under the state dir, WAL, one transaction per state change.
+//! [`Store`] on SQLite: one file under the state dir, WAL. Each state change is atomic; the
+//! run journal's changes are committed in groups (see `group`), the rest one transaction each.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Params, Row, Transaction, params};
 use serde_json::Value;
 
+use super::group::{GroupCommit, GroupError};
 use super::schema::{self, MigrationError};
 use super::{RunFilter, Store, StoreError, WaitingCallback, WorkflowRecord};
-use crate::engine::{ExpectedCallback, NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun};
+use crate::engine::{
+    Committed, ExpectedCallback, NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun,
+};
 use crate::time::now;
 
 /// Every statement this store runs fits: each is parsed once per connection, then reused (the
@@ -43,7 +47,12 @@ impl CachedStatements for Connection {
 
 pub struct SqliteStore {
     path: String,
-    db: Mutex<Connection>,
+    db: Arc<Mutex<Connection>>,
+    journal: GroupCommit,
+}
+
+pub(super) fn lock(db: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SqliteStore {
@@ -74,16 +83,38 @@ impl SqliteStore {
                 known: schema::CURRENT,
             },
         })?;
+        let db = Arc::new(Mutex::new(db));
+        let journal = GroupCommit::start(db.clone()).map_err(|e| StoreError::Commit {
+            path: display.clone(),
+            reason: format!("starting the writer thread: {e}"),
+        })?;
         Ok(SqliteStore {
             path: display,
-            db: Mutex::new(db),
+            db,
+            journal,
         })
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
-        self.db
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(super) fn db(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db)
+    }
+
+    /// Queues a run-journal change for the next group commit; Ok once it is committed.
+    async fn commit<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.journal.commit(change).await.map_err(|e| match e {
+            GroupError::Change(source) => self.sqlite(source),
+            GroupError::Commit(reason) => StoreError::Commit {
+                path: self.path.clone(),
+                reason,
+            },
+            GroupError::Stopped => StoreError::Commit {
+                path: self.path.clone(),
+                reason: "the writer thread has stopped".into(),
+            },
+        })
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> StoreError {
@@ -352,8 +383,8 @@ fn result_from(text: &str) -> RunResult {
     }
 }
 
-fn run_in_progress(tx: &Transaction, run: &str) -> rusqlite::Result<bool> {
-    tx.row_cached(
+fn run_in_progress(db: &Connection, run: &str) -> rusqlite::Result<bool> {
+    db.row_cached(
         "SELECT status = 'IN_PROGRESS' FROM runs WHERE identifier = ?1",
         [run],
         |row| row.get(0),
@@ -370,8 +401,8 @@ fn applied_or_ended(applied: bool, identifier: &str) -> Result<(), StoreError> {
     }
 }
 
-pub(super) fn insert_run(tx: &Transaction, run: &WorkflowRun) -> rusqlite::Result<()> {
-    tx.execute_cached(
+pub(super) fn insert_run(db: &Connection, run: &WorkflowRun) -> rusqlite::Result<()> {
+    db.execute_cached(
         "INSERT INTO runs (identifier, workflow, workflow_version, status, result, trigger,
                            created_at, updated_at, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -391,12 +422,12 @@ pub(super) fn insert_run(tx: &Transaction, run: &WorkflowRun) -> rusqlite::Resul
 }
 
 pub(super) fn insert_node_run(
-    tx: &Transaction,
+    db: &Connection,
     run: &str,
     seq: usize,
     node_run: &NodeRun,
 ) -> rusqlite::Result<()> {
-    tx.execute_cached(
+    db.execute_cached(
         "INSERT INTO node_runs (identifier, run, seq, node, type, status, result, output, error,
                                 logs, attempts, created_at, updated_at, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -421,138 +452,156 @@ pub(super) fn insert_node_run(
 }
 
 impl RunJournal for SqliteStore {
-    fn run_started(&self, run: &WorkflowRun) -> Result<(), StoreError> {
-        self.write(|tx| {
-            insert_run(tx, run)?;
+    fn run_started<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
+        let run = run.clone();
+        Box::pin(self.commit(move |db| {
+            insert_run(db, &run)?;
             for (seq, node_run) in run.node_runs.iter().enumerate() {
-                insert_node_run(tx, &run.identifier, seq, node_run)?;
+                insert_node_run(db, &run.identifier, seq, node_run)?;
             }
             Ok(())
-        })
+        }))
     }
 
-    fn node_started(&self, run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
-        let applied = self.write(|tx| {
-            if !run_in_progress(tx, &run.identifier)? {
+    fn node_started<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
+        let (wfr, seq, node_run) = (
+            run.identifier.clone(),
+            run.node_runs.len(),
+            node_run.clone(),
+        );
+        let applied = self.commit(move |db| {
+            if !run_in_progress(db, &wfr)? {
                 return Ok(false);
             }
-            insert_node_run(tx, &run.identifier, run.node_runs.len(), node_run)?;
+            insert_node_run(db, &wfr, seq, &node_run)?;
             Ok(true)
-        })?;
-        applied_or_ended(applied, &run.identifier)
+        });
+        Box::pin(async move { applied_or_ended(applied.await?, &run.identifier) })
     }
 
-    fn node_restarted(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
-        let applied = self.write(|tx| {
-            let changed = tx.execute_cached(
+    fn node_restarted<'a>(
+        &'a self,
+        _run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
+        let (wfnr, attempts) = (node_run.identifier.clone(), node_run.attempts);
+        let applied = self.commit(move |db| {
+            let changed = db.execute_cached(
                 "UPDATE node_runs SET attempts = ?2, updated_at = ?3
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
-                params![node_run.identifier, node_run.attempts, now()],
+                params![wfnr, attempts, now()],
             )?;
-            tx.execute_cached(
-                "DELETE FROM callback_tokens WHERE node_run = ?1",
-                [&node_run.identifier],
-            )?;
+            db.execute_cached("DELETE FROM callback_tokens WHERE node_run = ?1", [&wfnr])?;
             Ok(changed == 1)
-        })?;
-        applied_or_ended(applied, &node_run.identifier)
+        });
+        Box::pin(async move { applied_or_ended(applied.await?, &node_run.identifier) })
     }
 
-    fn node_finished(&self, _run: &WorkflowRun, node_run: &NodeRun) -> Result<(), StoreError> {
-        let applied = self.write(|tx| {
-            let changed = tx.execute_cached(
+    fn node_finished<'a>(
+        &'a self,
+        _run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, ()> {
+        let finished = node_run.clone();
+        let applied = self.commit(move |db| {
+            let changed = db.execute_cached(
                 "UPDATE node_runs SET status = ?2, result = ?3, output = ?4, error = ?5, logs = ?6,
                                       attempts = ?7, duration_ms = ?8, updated_at = ?9
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
                 params![
-                    node_run.identifier,
-                    status_text(node_run.status),
-                    node_run.result.map(result_text),
-                    node_run.output.to_string(),
-                    node_run.error,
-                    Value::from(node_run.logs.clone()).to_string(),
-                    node_run.attempts,
-                    node_run.duration_ms as i64,
+                    finished.identifier,
+                    status_text(finished.status),
+                    finished.result.map(result_text),
+                    finished.output.to_string(),
+                    finished.error,
+                    Value::from(finished.logs).to_string(),
+                    finished.attempts,
+                    finished.duration_ms as i64,
                     now(),
                 ],
             )?;
             Ok(changed == 1)
-        })?;
-        applied_or_ended(applied, &node_run.identifier)
+        });
+        Box::pin(async move { applied_or_ended(applied.await?, &node_run.identifier) })
     }
 
-    fn callback_expected(
-        &self,
-        _run: &WorkflowRun,
-        node_run: &NodeRun,
-        expected: &ExpectedCallback,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute_cached(
+    fn callback_expected<'a>(
+        &'a self,
+        _run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+        expected: &'a ExpectedCallback,
+    ) -> Committed<'a, ()> {
+        let (wfnr, expected) = (node_run.identifier.clone(), expected.clone());
+        Box::pin(self.commit(move |db| {
+            db.execute_cached(
                 "INSERT INTO callback_tokens (node_run, token_sha256, deadline_ms)
                  VALUES (?1, ?2, ?3)",
                 params![
-                    node_run.identifier,
+                    wfnr,
                     expected.token_sha256,
                     expected.deadline_ms.map(|ms| ms as i64)
                 ],
             )?;
             Ok(())
-        })
+        }))
     }
 
-    fn node_waiting(
-        &self,
-        _run: &WorkflowRun,
-        node_run: &NodeRun,
-    ) -> Result<Option<NodeRun>, StoreError> {
-        let stored = self.write(|tx| {
-            let changed = tx.execute_cached(
+    fn node_waiting<'a>(
+        &'a self,
+        _run: &'a WorkflowRun,
+        node_run: &'a NodeRun,
+    ) -> Committed<'a, Option<NodeRun>> {
+        let (wfnr, duration_ms) = (node_run.identifier.clone(), node_run.duration_ms);
+        let logs = Value::from(node_run.logs.clone()).to_string();
+        let stored = self.commit(move |db| {
+            let changed = db.execute_cached(
                 "UPDATE node_runs SET logs = ?2, duration_ms = ?3, updated_at = ?4
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
-                params![
-                    node_run.identifier,
-                    Value::from(node_run.logs.clone()).to_string(),
-                    node_run.duration_ms as i64,
-                    now(),
-                ],
+                params![wfnr, logs, duration_ms as i64, now()],
             )?;
             if changed == 1 {
-                tx.execute_cached(
+                db.execute_cached(
                     "UPDATE callback_tokens SET accepted = 1 WHERE node_run = ?1",
-                    [&node_run.identifier],
+                    [&wfnr],
                 )?;
                 return Ok(None);
             }
-            tx.row_cached(
+            db.row_cached(
                 &format!("SELECT {NODE_RUN_COLUMNS} FROM node_runs WHERE identifier = ?1"),
-                [&node_run.identifier],
+                [&wfnr],
                 StoredNodeRun::from_row,
             )
             .optional()
-        })?;
-        let what = format!("node run {}", node_run.identifier);
-        stored
-            .map(|stored| self.node_run_record(&what, stored))
-            .transpose()
+        });
+        Box::pin(async move {
+            let what = format!("node run {}", node_run.identifier);
+            stored
+                .await?
+                .map(|stored| self.node_run_record(&what, stored))
+                .transpose()
+        })
     }
 
-    fn run_finished(&self, run: &WorkflowRun) -> Result<(), StoreError> {
-        let applied = self.write(|tx| {
-            let changed = tx.execute_cached(
+    fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
+        let (wfr, status, result, finished_at) = (
+            run.identifier.clone(),
+            status_text(run.status),
+            run.result.map(result_text),
+            run.finished_at.clone(),
+        );
+        let applied = self.commit(move |db| {
+            let changed = db.execute_cached(
                 "UPDATE runs SET status = ?2, result = ?3, finished_at = ?4, updated_at = ?5
                  WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
-                params![
-                    run.identifier,
-                    status_text(run.status),
-                    run.result.map(result_text),
-                    run.finished_at,
-                    now(),
-                ],
+                params![wfr, status, result, finished_at, now()],
             )?;
             Ok(changed == 1)
-        })?;
-        applied_or_ended(applied, &run.identifier)
+        });
+        Box::pin(async move { applied_or_ended(applied.await?, &run.identifier) })
     }
 }
 
@@ -602,6 +651,17 @@ impl Store for SqliteStore {
         .map_err(|e| self.sqlite(e))?;
         drop(db);
         row.map(|row| self.workflow_record(row)).transpose()
+    }
+
+    fn latest_version(&self, identifier: &str) -> Result<Option<u32>, StoreError> {
+        self.db()
+            .row_cached(
+                "SELECT latest_version FROM workflows WHERE identifier = ?1 AND deleted = 0",
+                [identifier],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
     }
 
     fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {

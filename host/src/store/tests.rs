@@ -21,8 +21,8 @@ fn open(dir: &tempfile::TempDir) -> SqliteStore {
 }
 
 /// Journals a run through every state change the engine makes, checking what a reader sees.
-#[test]
-fn every_state_change_is_readable_at_once_and_after_reopening() {
+#[tokio::test]
+async fn every_state_change_is_readable_at_once_and_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let wf = workflow();
@@ -32,13 +32,13 @@ fn every_state_change_is_readable_at_once_and_after_reopening() {
         wf.node("trigger").unwrap(),
         json!({"service": "api"}),
     );
-    store.run_started(&run).unwrap();
+    store.run_started(&run).await.unwrap();
     let mut node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_1".into(),
         crate::time::now(),
     );
-    store.node_started(&run, &node_run).unwrap();
+    store.node_started(&run, &node_run).await.unwrap();
 
     let seen = store.run(&run.identifier).unwrap().expect("stored");
     assert_eq!(seen.status, RunStatus::InProgress);
@@ -57,11 +57,11 @@ fn every_state_change_is_readable_at_once_and_after_reopening() {
     node_run.logs = vec![json!({"logLevel": "INFO", "log": "sent"})];
     run.outputs.insert("call".into(), node_run.output.clone());
     run.node_runs.push(node_run);
-    store.node_finished(&run, &run.node_runs[1]).unwrap();
+    store.node_finished(&run, &run.node_runs[1]).await.unwrap();
     run.status = RunStatus::Completed;
     run.result = Some(RunResult::Success);
     run.finished_at = Some(crate::time::now());
-    store.run_finished(&run).unwrap();
+    store.run_finished(&run).await.unwrap();
     drop(store);
 
     let store = open(&dir);
@@ -78,8 +78,8 @@ fn every_state_change_is_readable_at_once_and_after_reopening() {
     );
 }
 
-#[test]
-fn runs_list_newest_first_with_filters_and_pages() {
+#[tokio::test]
+async fn runs_list_newest_first_with_filters_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let wf = workflow();
@@ -87,11 +87,11 @@ fn runs_list_newest_first_with_filters_and_pages() {
     for i in 0..5 {
         let mut run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({"i": i}));
         run.created_at = format!("2026-01-0{}T00:00:00.000Z", i + 1);
-        store.run_started(&run).unwrap();
+        store.run_started(&run).await.unwrap();
         if i % 2 == 0 {
             run.status = RunStatus::Completed;
             run.result = Some(RunResult::Failed);
-            store.run_finished(&run).unwrap();
+            store.run_finished(&run).await.unwrap();
         }
         ids.push(run.identifier);
     }
@@ -154,6 +154,8 @@ fn workflows_keep_every_version_and_deleting_keeps_history() {
     assert_eq!(v2.created_at, v1.created_at);
     let latest = store.workflow("deploy", None).unwrap().unwrap();
     assert_eq!(latest.source["title"], "two");
+    assert_eq!(store.latest_version("deploy").unwrap(), Some(2));
+    assert_eq!(store.latest_version("missing").unwrap(), None);
     let first = store.workflow("deploy", Some(1)).unwrap().unwrap();
     assert_eq!(first.source["title"], "one");
     store.create_workflow("audit", &json!({})).unwrap();
@@ -168,6 +170,7 @@ fn workflows_keep_every_version_and_deleting_keeps_history() {
     assert!(store.delete_workflow("deploy").unwrap());
     assert!(!store.delete_workflow("deploy").unwrap());
     assert!(store.workflow("deploy", None).unwrap().is_none());
+    assert_eq!(store.latest_version("deploy").unwrap(), None);
     assert_eq!(
         store.workflow("deploy", Some(2)).unwrap().unwrap().source["title"],
         "two",
@@ -177,26 +180,30 @@ fn workflows_keep_every_version_and_deleting_keeps_history() {
         .create_workflow("deploy", &json!({"title": "three"}))
         .unwrap();
     assert_eq!(again.version, 3, "versions are never reused");
+    assert_eq!(store.latest_version("deploy").unwrap(), Some(3));
 }
 
-#[test]
-fn callback_tokens_are_kept_per_node_run() {
+#[tokio::test]
+async fn callback_tokens_are_kept_per_node_run() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let wf = workflow();
     let run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({}));
-    store.run_started(&run).unwrap();
+    store.run_started(&run).await.unwrap();
     let node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_cb".into(),
         crate::time::now(),
     );
-    store.node_started(&run, &node_run).unwrap();
+    store.node_started(&run, &node_run).await.unwrap();
     let expected = ExpectedCallback {
         token_sha256: "ab12".into(),
         deadline_ms: Some(1_700_000_000_000),
     };
-    store.callback_expected(&run, &node_run, &expected).unwrap();
+    store
+        .callback_expected(&run, &node_run, &expected)
+        .await
+        .unwrap();
     assert_eq!(
         store.callback_token("wfnr_cb").unwrap().as_deref(),
         Some("ab12")
@@ -205,7 +212,10 @@ fn callback_tokens_are_kept_per_node_run() {
     let mut unknown = node_run.clone();
     unknown.identifier = "wfnr_unknown".into();
     assert!(
-        store.callback_expected(&run, &unknown, &expected).is_err(),
+        store
+            .callback_expected(&run, &unknown, &expected)
+            .await
+            .is_err(),
         "a token belongs to an existing node run"
     );
     assert_eq!(
@@ -216,7 +226,7 @@ fn callback_tokens_are_kept_per_node_run() {
     // The request was accepted: the node run waits, with its logs so far.
     let mut waiting = node_run.clone();
     waiting.logs = vec![json!({"logLevel": "INFO", "log": "sent"})];
-    assert!(store.node_waiting(&run, &waiting).unwrap().is_none());
+    assert!(store.node_waiting(&run, &waiting).await.unwrap().is_none());
     assert!(
         store
             .append_logs("wfnr_cb", &[json!({"logLevel": "INFO", "log": "working"})])
@@ -240,13 +250,14 @@ fn callback_tokens_are_kept_per_node_run() {
         .logs
         .clone();
     assert_eq!(done.logs.len(), 2);
-    store.node_finished(&run, &done).unwrap();
+    store.node_finished(&run, &done).await.unwrap();
     assert!(matches!(
-        store.node_finished(&run, &done),
+        store.node_finished(&run, &done).await,
         Err(StoreError::NotInProgress(_))
     ));
     let late = store
         .node_waiting(&run, &waiting)
+        .await
         .unwrap()
         .expect("completed");
     assert_eq!(late.output, json!({"built": true}));
@@ -307,19 +318,19 @@ fn a_newer_schema_is_refused_not_guessed_at() {
     );
 }
 
-#[test]
-fn cancelling_ends_the_run_and_its_open_node_run_once() {
+#[tokio::test]
+async fn cancelling_ends_the_run_and_its_open_node_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let wf = workflow();
     let run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({}));
-    store.run_started(&run).unwrap();
+    store.run_started(&run).await.unwrap();
     let node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_c".into(),
         crate::time::now(),
     );
-    store.node_started(&run, &node_run).unwrap();
+    store.node_started(&run, &node_run).await.unwrap();
     assert!(store.cancel_run(&run.identifier).unwrap());
     assert!(!store.cancel_run(&run.identifier).unwrap(), "already ended");
     let back = store.run(&run.identifier).unwrap().unwrap();
@@ -337,14 +348,14 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
     late.status = RunStatus::Completed;
     late.result = Some(RunResult::Success);
     assert!(matches!(
-        store.node_finished(&run, &late),
+        store.node_finished(&run, &late).await,
         Err(StoreError::NotInProgress(_))
     ));
     let mut finished = run.clone();
     finished.status = RunStatus::Completed;
     finished.result = Some(RunResult::Success);
     assert!(matches!(
-        store.run_finished(&finished),
+        store.run_finished(&finished).await,
         Err(StoreError::NotInProgress(_))
     ));
     let next = NodeRun::started(
@@ -353,7 +364,7 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
         crate::time::now(),
     );
     assert!(matches!(
-        store.node_started(&run, &next),
+        store.node_started(&run, &next).await,
         Err(StoreError::NotInProgress(_))
     ));
     let back = store.run(&run.identifier).unwrap().unwrap();
@@ -363,24 +374,27 @@ fn cancelling_ends_the_run_and_its_open_node_run_once() {
 
 /// A node run cut off by a crash is started again in place: one more attempt, its old callback
 /// token void; the run is listed as in progress until it ends.
-#[test]
-fn a_restarted_node_run_keeps_its_identity_and_drops_its_old_token() {
+#[tokio::test]
+async fn a_restarted_node_run_keeps_its_identity_and_drops_its_old_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let wf = workflow();
     let run = new_run(&wf, Some(1), wf.node("trigger").unwrap(), json!({}));
-    store.run_started(&run).unwrap();
+    store.run_started(&run).await.unwrap();
     let mut node_run = NodeRun::started(
         wf.node("call").unwrap(),
         "wfnr_cut".into(),
         crate::time::now(),
     );
-    store.node_started(&run, &node_run).unwrap();
+    store.node_started(&run, &node_run).await.unwrap();
     let expected = ExpectedCallback {
         token_sha256: "old".into(),
         deadline_ms: None,
     };
-    store.callback_expected(&run, &node_run, &expected).unwrap();
+    store
+        .callback_expected(&run, &node_run, &expected)
+        .await
+        .unwrap();
     assert!(
         store.waiting_callbacks().unwrap().is_empty(),
         "in flight, not waiting"
@@ -391,7 +405,7 @@ fn a_restarted_node_run_keeps_its_identity_and_drops_its_old_token() {
     );
 
     node_run.attempts = 2;
-    store.node_restarted(&run, &node_run).unwrap();
+    store.node_restarted(&run, &node_run).await.unwrap();
     assert!(store.callback_token("wfnr_cut").unwrap().is_none());
     assert!(store.node_run_of_token("old").unwrap().is_none());
     let stored = store.run(&run.identifier).unwrap().unwrap();
@@ -405,7 +419,60 @@ fn a_restarted_node_run_keeps_its_identity_and_drops_its_old_token() {
     store.cancel_run(&run.identifier).unwrap();
     assert!(store.runs_in_progress().unwrap().is_empty());
     assert!(matches!(
-        store.node_restarted(&run, &node_run),
+        store.node_restarted(&run, &node_run).await,
         Err(StoreError::NotInProgress(_))
     ));
+}
+
+/// Changes queued while the writer is busy commit together; one that fails is undone alone and
+/// the rest of its group stands, also after reopening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_together_and_a_failing_change_is_undone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir));
+    let wf = workflow();
+    let runs: Vec<_> = (0..20)
+        .map(|_| new_run(&wf, None, wf.node("trigger").unwrap(), json!({})))
+        .collect();
+    let foreign = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_nowhere".into(),
+        crate::time::now(),
+    );
+    let expected = ExpectedCallback {
+        token_sha256: "cd34".into(),
+        deadline_ms: None,
+    };
+    let tasks = {
+        // Holding the connection keeps the writer from committing, so the changes queue up.
+        let _busy = store.db();
+        let mut tasks = Vec::new();
+        for run in runs.clone() {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.run_started(&run).await.is_ok()
+            }));
+        }
+        let (store_, run) = (store.clone(), runs[0].clone());
+        tasks.push(tokio::spawn(async move {
+            store_
+                .callback_expected(&run, &foreign, &expected)
+                .await
+                .is_ok()
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tasks
+    };
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(answers.pop(), Some(false), "a token for no node run fails");
+    assert!(answers.iter().all(|ok| *ok), "every run is stored");
+    drop(std::sync::Arc::try_unwrap(store).ok().expect("one owner"));
+    let store = open(&dir);
+    for run in &runs {
+        assert!(store.run(&run.identifier).unwrap().is_some());
+    }
+    assert!(store.callback_token("wfnr_nowhere").unwrap().is_none());
 }

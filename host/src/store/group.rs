@@ -1,0 +1,139 @@
+//! Group commit of the run journal: one writer thread takes every change queued while it was
+//! committing the last group and commits them together, in one transaction, each in its own
+//! savepoint (a change that fails is undone alone). Nobody hears that a change is done before the
+//! transaction holding it has committed, so the engine still acts only on committed state; many
+//! runs in flight share one commit's WAL write and locking instead of paying for their own.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+/// Enough to amortise a commit over a burst of runs without making one group's wait long.
+const MAX_GROUP: usize = 256;
+
+/// Why a queued change is not committed.
+#[derive(Debug)]
+pub(super) enum GroupError {
+    /// The change itself failed (and was undone); the rest of its group stands.
+    Change(rusqlite::Error),
+    /// The group's transaction could not begin, or commit: nothing in it was stored.
+    Commit(String),
+    /// The writer thread is gone (it only stops when the store is dropped).
+    Stopped,
+}
+
+/// A change waiting for the writer thread, and who to tell how it fared.
+trait Change: Send {
+    /// Applies the change in its own savepoint. Err only when the transaction is no longer
+    /// usable (a savepoint could not be undone): the whole group is then abandoned.
+    fn apply(&mut self, db: &Connection) -> rusqlite::Result<()>;
+    /// Told once the group has committed, or failed to.
+    fn answer(self: Box<Self>, group: Result<(), &str>);
+}
+
+struct Queued<T, F> {
+    change: Option<F>,
+    applied: Option<rusqlite::Result<T>>,
+    reply: oneshot::Sender<Result<T, GroupError>>,
+}
+
+impl<T, F> Change for Queued<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+{
+    fn apply(&mut self, db: &Connection) -> rusqlite::Result<()> {
+        let Some(change) = self.change.take() else {
+            return Ok(());
+        };
+        db.prepare_cached("SAVEPOINT change")?.execute([])?;
+        let applied = change(db);
+        if applied.is_err() {
+            db.prepare_cached("ROLLBACK TO change")?.execute([])?;
+        }
+        db.prepare_cached("RELEASE change")?.execute([])?;
+        self.applied = Some(applied);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, group: Result<(), &str>) {
+        let answer = match (self.applied, group) {
+            (Some(Err(e)), _) => Err(GroupError::Change(e)),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(reason)) => Err(GroupError::Commit(reason.to_owned())),
+            (None, Ok(())) => Err(GroupError::Commit("the change was not applied".into())),
+        };
+        // A caller that stopped waiting (its task was aborted) needs no answer.
+        let _ = self.reply.send(answer);
+    }
+}
+
+pub(super) struct GroupCommit {
+    queue: Option<mpsc::Sender<Box<dyn Change>>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    pub(super) fn start(db: Arc<Mutex<Connection>>) -> std::io::Result<GroupCommit> {
+        let (queue, changes) = mpsc::channel::<Box<dyn Change>>();
+        let writer = std::thread::Builder::new()
+            .name("airlock-run-store".into())
+            .spawn(move || write_groups(&db, &changes))?;
+        Ok(GroupCommit {
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+
+    /// Queues `change`; the answer comes once its group has committed.
+    pub(super) async fn commit<T, F>(&self, change: F) -> Result<T, GroupError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let queued = Box::new(Queued {
+            change: Some(change),
+            applied: None,
+            reply,
+        });
+        let queue = self.queue.as_ref().ok_or(GroupError::Stopped)?;
+        queue.send(queued).map_err(|_| GroupError::Stopped)?;
+        answer.await.map_err(|_| GroupError::Stopped)?
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Every queued change is committed and answered before the store is gone.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_groups(db: &Mutex<Connection>, changes: &mpsc::Receiver<Box<dyn Change>>) {
+    while let Ok(first) = changes.recv() {
+        let mut group = vec![first];
+        group.extend(changes.try_iter().take(MAX_GROUP - 1));
+        let committed = {
+            let mut db = super::sqlite::lock(db);
+            commit_group(&mut db, &mut group).map_err(|e| e.to_string())
+        };
+        for change in group {
+            change.answer(committed.as_ref().map(|_| ()).map_err(String::as_str));
+        }
+    }
+}
+
+fn commit_group(db: &mut Connection, group: &mut [Box<dyn Change>]) -> rusqlite::Result<()> {
+    let tx = db.transaction()?;
+    for change in group.iter_mut() {
+        change.apply(&tx)?;
+    }
+    tx.commit()
+}
