@@ -216,15 +216,20 @@ impl SecretStore {
     }
 
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match self.redact(text.as_bytes()) {
-            Cow::Borrowed(_) => Cow::Borrowed(text),
-            // Echo forms are valid UTF-8 and UTF-8 is self-synchronising, so a match never splits
-            // a character; the lossy fallback only guards that reasoning.
-            Cow::Owned(bytes) => Cow::Owned(
-                String::from_utf8(bytes)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            ),
-        }
+        as_text(text, self.redact(text.as_bytes()))
+    }
+}
+
+/// `text` after a byte-level redaction. Echo forms and labels are valid UTF-8 and UTF-8 is
+/// self-synchronising, so a match never splits a character; the lossy fallback only guards that
+/// reasoning.
+fn as_text<'a>(text: &'a str, redacted: Cow<'_, [u8]>) -> Cow<'a, str> {
+    match redacted {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        Cow::Owned(bytes) => Cow::Owned(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
     }
 }
 
@@ -519,14 +524,7 @@ impl Bindings {
 
     /// `redact` over text.
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match self.redact(text.as_bytes()) {
-            Cow::Borrowed(_) => Cow::Borrowed(text),
-            // Labels are ASCII and the replaced values are whole matches of valid UTF-8 text.
-            Cow::Owned(bytes) => Cow::Owned(
-                String::from_utf8(bytes)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            ),
-        }
+        as_text(text, self.redact(text.as_bytes()))
     }
 
     fn own_values(&self) -> impl Iterator<Item = &Secret> {

@@ -20,18 +20,6 @@ fn run_token(scene: &Scene, run: &str) -> String {
     format!("{run}.{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn allow_policy(scene: &Scene, receivers: &[&Receiver]) -> String {
-    let allow: Vec<String> = receivers
-        .iter()
-        .map(|r| format!("\"{}\"", r.url()))
-        .collect();
-    let path = scene.write(
-        "airlock.toml",
-        &format!("[egress]\nallow = [{}]\n", allow.join(", ")),
-    );
-    path.to_str().unwrap().to_string()
-}
-
 fn create(server: &Server, workflow: &str) {
     let answer = server.admin("POST", "/v1/workflows", Some(workflow));
     assert_eq!(answer.status, 201, "{answer:?}");
@@ -95,7 +83,7 @@ fn a_node_reads_its_own_run_with_a_token_it_never_sees() {
     let scene = Scene::new();
     let sink = Receiver::start();
     // The policy names only the sink: the API is reached by the implicit rule `platform-api`.
-    let server = Server::start(&scene, &["--policy", &allow_policy(&scene, &[&sink])]);
+    let server = Server::start(&scene, &["--policy", &scene.policy_allowing(&[&sink])]);
     let workflow = chain_workflow(
         "self-aware",
         vec![
@@ -210,7 +198,7 @@ fn waiting_node_run(server: &Server, service: &Receiver, workflow: &str, wfr: &s
 fn a_run_token_reads_its_run_and_updates_its_node_runs_only_while_the_run_lasts() {
     let scene = Scene::new();
     let service = Receiver::start();
-    let server = Server::start(&scene, &["--policy", &allow_policy(&scene, &[&service])]);
+    let server = Server::start(&scene, &["--policy", &scene.policy_allowing(&[&service])]);
     create(&server, &waiting_workflow("mine", &service));
     create(&server, &waiting_workflow("theirs", &service));
     let mine = start_run(&server, "mine");
@@ -344,7 +332,7 @@ fn a_run_token_reads_its_run_and_updates_its_node_runs_only_while_the_run_lasts(
 fn a_node_completes_and_logs_its_own_node_run_through_the_api() {
     let scene = Scene::new();
     let sink = Receiver::start();
-    let server = Server::start(&scene, &["--policy", &allow_policy(&scene, &[&sink])]);
+    let server = Server::start(&scene, &["--policy", &scene.policy_allowing(&[&sink])]);
     let workflow = chain_workflow(
         "self-complete",
         vec![
@@ -387,7 +375,7 @@ fn only_the_public_url_base_gets_the_token() {
         &scene,
         &[
             "--policy",
-            &allow_policy(&scene, &[&api, &other_port]),
+            &scene.policy_allowing(&[&api, &other_port]),
             "--public-url",
             &format!("{}/airlock/", api.url()),
         ],
@@ -477,7 +465,7 @@ fn an_echo_of_the_token_is_masked_before_the_node_sees_it() {
         &scene,
         &[
             "--policy",
-            &allow_policy(&scene, &[&sink]),
+            &scene.policy_allowing(&[&sink]),
             "--public-url",
             &api.url(),
         ],
@@ -543,7 +531,7 @@ fn a_custom_node_using_wasi_http_gets_the_token_the_same_way() {
         &scene,
         &[
             "--policy",
-            &allow_policy(&scene, &[&sink]),
+            &scene.policy_allowing(&[&sink]),
             "--nodes",
             nodes.to_str().unwrap(),
         ],
@@ -589,7 +577,7 @@ fn a_custom_node_using_wasi_http_gets_the_token_the_same_way() {
 fn a_run_token_survives_a_restart() {
     let scene = Scene::new();
     let service = Receiver::start();
-    let policy = allow_policy(&scene, &[&service]);
+    let policy = scene.policy_allowing(&[&service]);
     let mut server = Server::start(&scene, &["--policy", &policy]);
     create(&server, &waiting_workflow("resumed", &service));
     let wfr = start_run(&server, "resumed");

@@ -24,20 +24,8 @@ fn workflow(id: &str, title: &str, hooks: &[(&str, String)]) -> Value {
     json!({"identifier": id, "title": title, "nodes": nodes, "connections": connections})
 }
 
-fn policy(scene: &Scene, receivers: &[&Receiver]) -> String {
-    let allow: Vec<String> = receivers
-        .iter()
-        .map(|r| format!("\"{}\"", r.url()))
-        .collect();
-    let path = scene.write(
-        "airlock.toml",
-        &format!("[egress]\nallow = [{}]\n", allow.join(", ")),
-    );
-    path.to_str().unwrap().to_string()
-}
-
 fn start(scene: &Scene, receivers: &[&Receiver]) -> Server {
-    Server::start(scene, &["--policy", &policy(scene, receivers)])
+    Server::start(scene, &["--policy", &scene.policy_allowing(receivers)])
 }
 
 fn workflow_count(server: &Server) -> usize {

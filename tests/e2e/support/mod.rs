@@ -51,9 +51,23 @@ impl Scene {
 
     /// A policy allowing exactly this receiver (loopback must be named explicitly).
     pub fn allow_policy(&self, receiver: &Receiver) -> PathBuf {
+        self.write_allow_policy(&[receiver])
+    }
+
+    /// A policy allowing exactly these receivers; its path as a command-line argument.
+    pub fn policy_allowing(&self, receivers: &[&Receiver]) -> String {
+        let path = self.write_allow_policy(receivers);
+        path.to_str().expect("a UTF-8 temp path").to_string()
+    }
+
+    fn write_allow_policy(&self, receivers: &[&Receiver]) -> PathBuf {
+        let allow: Vec<String> = receivers
+            .iter()
+            .map(|r| format!("\"{}\"", r.url()))
+            .collect();
         self.write(
             "airlock.toml",
-            &format!("[egress]\nallow = [\"{}\"]\n", receiver.url()),
+            &format!("[egress]\nallow = [{}]\n", allow.join(", ")),
         )
     }
 
