@@ -216,6 +216,34 @@ fn run_chain(scene: &Scene, nodes: Vec<Value>, policy: &str, manifest_extra: &st
     scene.airlock(&args)
 }
 
+/// Node runs of one component reuse instance slots whose dirtied pages are restored in place:
+/// nothing a node run leaves in memory, in its image's pages or in pages it grew, reaches the
+/// next node run, nor a later workflow run in the same process.
+#[test]
+fn a_node_run_finds_nothing_an_earlier_one_left_in_memory() {
+    let scene = Scene::new();
+    let nodes: Vec<Value> = (0..4)
+        .map(|i| {
+            let mut node = hostile("remember", json!({"marker": format!("left-by-run-{i}")}));
+            node["identifier"] = json!(format!("remember{i}"));
+            node
+        })
+        .collect();
+    for round in 0..2 {
+        let out = run_chain(&scene, nodes.clone(), "", "");
+        assert_eq!(out.code(), 0, "{}", out.stderr());
+        let run = out.json();
+        for i in 0..4 {
+            let seen = &node_run(&run, &format!("remember{i}"))["output"];
+            assert_eq!(seen["inStatic"], "", "round {round}, node run {i}: {seen}");
+            assert_eq!(
+                seen["nonzeroInHeap"], 0,
+                "round {round}, node run {i}: {seen}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_hundred_one_megabyte_urls_are_refused_without_filling_the_audit_log() {
     let scene = Scene::new();

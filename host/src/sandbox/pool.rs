@@ -2,7 +2,7 @@
 //! can reserve its address space (instances then come from preallocated slots, which makes a
 //! node run's instantiation several times cheaper), otherwise on-demand allocation.
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Node runs that may hold an instance at once; more wait for a free slot.
 pub(super) const MAX_CONCURRENT_RUNS: u32 = 1024;
@@ -15,6 +15,15 @@ const MEMORIES_PER_RUN: u32 = 2;
 /// runs/s from ~4,500 to ~6,000 here; keeping slots resident instead (memset) gained no more
 /// and cost ~30 MiB with 1,000 runs in flight.
 const DECOMMIT_BATCH: usize = 32;
+/// Where the kernel can say which pages a node run dirtied (PAGEMAP_SCAN, Linux 6.7+), a freed
+/// slot copies just those back from the component's memory image, up to this much, and they
+/// stay resident: the next run of that component takes no page faults there, and the slot needs
+/// no madvise. Measured side by side: Python node runs 3.1–4.0 → 1.7–2.4 ms, JavaScript
+/// 1.4–1.6 → 0.8–0.95 ms, one-webhook CPU per run 423 → 338 µs, RSS with 1,000 runs in flight
+/// unchanged (the pages were resident during the runs anyway). Without the scan, keeping memory
+/// resident would mean clearing all of it on every free, so it is left off.
+const MEMORY_KEEP_RESIDENT: usize = 64 << 20;
+const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 
 /// Builds the engine, pooled if possible. The memory pool reserves, without committing, 4 GiB
 /// of address space per slot (so bounds checks can be elided); each node run's own memory
@@ -30,6 +39,11 @@ pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
         // Larger than the default 1 MiB for components with many core instances (Python).
         .max_component_instance_size(4 << 20)
         .decommit_batch_size(DECOMMIT_BATCH);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
+    }
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {

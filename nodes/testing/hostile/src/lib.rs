@@ -28,9 +28,30 @@ impl Node for Hostile {
                 Ok(json!("woke"))
             }
             "escape" => Ok(escape(&config)),
+            "remember" => Ok(remember(&config)),
             other => Err(format!("unknown mode {other:?}")),
         }
     }
+}
+
+/// Reports what an earlier node run left in this instance's memory (a fresh instance must show
+/// nothing), then leaves `config.marker` behind: in a static (the memory image's pages) and in
+/// freshly grown heap pages, which the allocator trusts to be zero without clearing them.
+fn remember(config: &Value) -> Value {
+    static LEFT: std::sync::Mutex<[u8; 64]> = std::sync::Mutex::new([0; 64]);
+    const GROWN: usize = 8 << 20;
+    let marker = config["marker"].as_str().unwrap_or("marker").as_bytes();
+    let mut left = LEFT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let in_static = String::from_utf8_lossy(&left[..])
+        .trim_end_matches('\0')
+        .to_string();
+    let len = marker.len().min(left.len());
+    left[..len].copy_from_slice(&marker[..len]);
+    let mut heap = vec![0u8; GROWN];
+    let nonzero_in_heap = heap.iter().filter(|b| **b != 0).count();
+    heap.fill(0xAB);
+    std::mem::forget(black_box(heap));
+    json!({"inStatic": in_static, "nonzeroInHeap": nonzero_in_heap})
 }
 
 fn spin() -> Result<Value, String> {
