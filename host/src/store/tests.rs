@@ -460,7 +460,7 @@ async fn a_group_commits_together_and_a_failing_change_is_undone_alone() {
                 .await
                 .is_ok()
         }));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        std::thread::sleep(std::time::Duration::from_millis(100));
         tasks
     };
     let mut answers = Vec::new();
