@@ -179,10 +179,14 @@ impl Conductor {
         workflow: Arc<Workflow>,
         run: WorkflowRun,
     ) -> Result<(), StoreError> {
-        self.store.run_started(&run).await?;
-        let mut live = lock(&self.live);
-        self.spawn_driver(&mut live, workflow, run, Resume::Drive);
-        Ok(())
+        let conductor = self.clone();
+        detached(async move {
+            conductor.store.run_started(&run).await?;
+            let mut live = lock(&conductor.live);
+            conductor.spawn_driver(&mut live, workflow, run, Resume::Drive);
+            Ok(())
+        })
+        .await
     }
 
     /// Drives `run` on a new task, registered in `live` (whose lock the caller holds, so the
@@ -204,7 +208,7 @@ impl Conductor {
                 Resume::Drive => runtime.drive(&workflow, run, &journal).await,
                 Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
             };
-            while let Some(again) = conductor.let_go(&run) {
+            while let Some(again) = conductor.let_go(&run, journal.end_committed()) {
                 run = runtime.drive(&workflow, again, &journal).await;
             }
         });
@@ -220,7 +224,8 @@ impl Conductor {
 
     /// Called by the driving task when `drive` returned: it lets go of the run, unless a
     /// callback completed one of its node runs meanwhile (then the run as stored, to drive on).
-    fn let_go(&self, run: &WorkflowRun) -> Option<WorkflowRun> {
+    /// `end_stored`: the run's end was committed, so waiters may have the run as it is.
+    fn let_go(&self, run: &WorkflowRun, end_stored: bool) -> Option<WorkflowRun> {
         let mut live = lock(&self.live);
         let poked = live.get(&run.identifier).is_some_and(|entry| entry.poked);
         if poked && run.status == RunStatus::InProgress {
@@ -238,7 +243,15 @@ impl Conductor {
         live.remove(&run.identifier);
         drop(live);
         if run.status == RunStatus::Completed {
-            self.notify(run);
+            if end_stored {
+                self.notify(run);
+            } else {
+                // The store failed to record the end: waiters get what it holds.
+                match self.store.run(&run.identifier) {
+                    Ok(Some(stored)) => self.notify(&stored),
+                    _ => self.notify(run),
+                }
+            }
         }
         None
     }
@@ -264,6 +277,7 @@ impl Conductor {
         Tracked {
             conductor: self.clone(),
             cancel,
+            end_committed: AtomicBool::new(false),
         }
     }
 
@@ -287,10 +301,11 @@ impl Conductor {
 
     fn await_completion(&self, wfr: &str) -> oneshot::Receiver<WorkflowRun> {
         let (sender, receiver) = oneshot::channel();
-        lock(&self.waiters)
-            .entry(wfr.to_owned())
-            .or_default()
-            .push(sender);
+        let mut waiters = lock(&self.waiters);
+        let waiting = waiters.entry(wfr.to_owned()).or_default();
+        // Waiters that gave up (timed out, hung up) are dropped as new ones come.
+        waiting.retain(|waiter| !waiter.is_closed());
+        waiting.push(sender);
         receiver
     }
 
@@ -344,13 +359,21 @@ impl Conductor {
                 None => true,
             }
         };
+        if !stop_in_store {
+            return self.stored_run(wfr);
+        }
         // The store refuses later writes of an aborted task: they need the run IN_PROGRESS.
-        if stop_in_store && self.store.cancel_run(wfr)? {
-            let run = self.stored_run(wfr)?;
+        // When it was no longer in progress, the aborted driver's last change (the run's end)
+        // was committed while it waited: its waiters are told here, as the driver could not.
+        let cancelled = self.store.cancel_run(wfr)?;
+        let run = self.stored_run(wfr)?;
+        if cancelled {
             self.observer.run_finished(&run);
+        }
+        if run.status == RunStatus::Completed {
             self.notify(&run);
         }
-        self.stored_run(wfr)
+        Ok(run)
     }
 
     /// Who may complete node run `wfnr`: its own callback token, or (`admin`) the admin token.
@@ -385,6 +408,15 @@ impl Conductor {
     /// Completes the waiting node run `wfnr` with `completion`, then drives its run on.
     /// Returns the run as it stands.
     pub async fn complete(
+        self: &Arc<Self>,
+        wfnr: &str,
+        completion: Completion,
+    ) -> Result<WorkflowRun, ConductorError> {
+        let (conductor, wfnr) = (self.clone(), wfnr.to_owned());
+        detached(async move { conductor.complete_now(&wfnr, completion).await }).await
+    }
+
+    async fn complete_now(
         self: &Arc<Self>,
         wfnr: &str,
         completion: Completion,
@@ -515,6 +547,17 @@ pub struct Recovered {
     pub waiting: usize,
 }
 
+/// Runs `work` to its end on a task of its own, even when the caller stops waiting (a client
+/// that hung up): a committed state change is always followed by what must come after it (the
+/// run driven on), never left alone.
+async fn detached<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    match tokio::spawn(work).await {
+        Ok(value) => value,
+        // The task is never aborted: only a panic ends it early, and it goes on to the caller.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 fn completed(wfnr: &str) -> ConductorError {
     ConductorError::Conflict(format!("node run {wfnr} has already completed"))
 }
@@ -523,6 +566,14 @@ fn completed(wfnr: &str) -> ConductorError {
 struct Tracked {
     conductor: Arc<Conductor>,
     cancel: Arc<AtomicBool>,
+    /// The run's end has been committed.
+    end_committed: AtomicBool,
+}
+
+impl Tracked {
+    fn end_committed(&self) -> bool {
+        self.end_committed.load(Ordering::Acquire)
+    }
 }
 
 impl RunJournal for Tracked {
@@ -582,6 +633,7 @@ impl RunJournal for Tracked {
     fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
         Box::pin(async move {
             self.conductor.store.run_finished(run).await?;
+            self.end_committed.store(true, Ordering::Release);
             self.conductor.observer.run_finished(run);
             Ok(())
         })

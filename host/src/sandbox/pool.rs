@@ -21,7 +21,10 @@ const DECOMMIT_BATCH: usize = 32;
 /// no madvise. Measured side by side: Python node runs 3.1–4.0 → 1.7–2.4 ms, JavaScript
 /// 1.4–1.6 → 0.8–0.95 ms, one-webhook CPU per run 423 → 338 µs, RSS with 1,000 runs in flight
 /// unchanged (the pages were resident during the runs anyway). Without the scan, keeping memory
-/// resident would mean clearing all of it on every free, so it is left off.
+/// resident would mean clearing all of it on every free, so it is left off. It is also left off
+/// where swap is on: the scan finds dirty pages that are present, so a dirty page swapped out
+/// would keep a node run's data for the next run of that slot (wasmtime 48). The cost: after a
+/// burst, each used slot keeps the pages its last run dirtied until it is used again.
 const MEMORY_KEEP_RESIDENT: usize = 64 << 20;
 const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 
@@ -39,7 +42,7 @@ pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
         // Larger than the default 1 MiB for components with many core instances (Python).
         .max_component_instance_size(4 << 20)
         .decommit_batch_size(DECOMMIT_BATCH);
-    if PoolingAllocationConfig::is_pagemap_scan_available() {
+    if PoolingAllocationConfig::is_pagemap_scan_available() && swap_is_off() {
         pool.pagemap_scan(Enabled::Yes)
             .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
             .table_keep_resident(TABLE_KEEP_RESIDENT);
@@ -59,6 +62,12 @@ pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
             Ok((Engine::new(&base_config())?, false))
         }
     }
+}
+
+/// No swap area is active (checked once, at start). Unreadable counts as on.
+fn swap_is_off() -> bool {
+    std::fs::read_to_string("/proc/swaps")
+        .is_ok_and(|swaps| swaps.lines().skip(1).all(str::is_empty))
 }
 
 fn base_config() -> Config {
