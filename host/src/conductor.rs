@@ -301,11 +301,10 @@ impl Conductor {
 
     fn await_completion(&self, wfr: &str) -> oneshot::Receiver<WorkflowRun> {
         let (sender, receiver) = oneshot::channel();
-        let mut waiters = lock(&self.waiters);
-        let waiting = waiters.entry(wfr.to_owned()).or_default();
-        // Waiters that gave up (timed out, hung up) are dropped as new ones come.
-        waiting.retain(|waiter| !waiter.is_closed());
-        waiting.push(sender);
+        lock(&self.waiters)
+            .entry(wfr.to_owned())
+            .or_default()
+            .push(sender);
         receiver
     }
 
@@ -322,7 +321,21 @@ impl Conductor {
         };
         match completed {
             Some(Ok(run)) => Ok(run),
-            _ => self.stored_run(wfr),
+            _ => {
+                self.forget_waiters_gone(wfr);
+                self.stored_run(wfr)
+            }
+        }
+    }
+
+    /// A waiter that gave up is not kept until its run completes (which may be never).
+    fn forget_waiters_gone(&self, wfr: &str) {
+        let mut waiters = lock(&self.waiters);
+        if let Some(waiting) = waiters.get_mut(wfr) {
+            waiting.retain(|waiter| !waiter.is_closed());
+            if waiting.is_empty() {
+                waiters.remove(wfr);
+            }
         }
     }
 

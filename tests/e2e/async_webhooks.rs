@@ -472,3 +472,32 @@ fn a_one_shot_run_ends_at_its_timeouts() {
     assert_eq!(node_run(&run, "build")["result"], "FAILED");
     assert_eq!(requests_on(&receiver, "/notify", 1).len(), 1);
 }
+
+/// `?wait=true` on a run that waits for a callback answers at `waitTimeoutMs` with the run as it
+/// stands, and the callback still completes the run afterwards.
+#[test]
+fn a_wait_ends_at_its_timeout_with_the_run_as_it_stands() {
+    let scene = Scene::new();
+    let receiver = service();
+    let server = Server::start(&scene, &["--policy", &policy(&scene, &receiver)]);
+    create(&server, &build_workflow("release", &receiver, json!({})));
+
+    let started = Instant::now();
+    let run = start_run(&server, "release", "?wait=true&waitTimeoutMs=500");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(run["status"], "IN_PROGRESS", "{run:#}");
+    assert_eq!(node_run(&run, "build")["status"], "IN_PROGRESS", "{run:#}");
+    let wfr = run["identifier"].as_str().unwrap().to_string();
+
+    let callback = Callback::of(&requests_on(&receiver, "/build", 1).remove(0));
+    let answer = callback.complete(Some(&callback.token), "SUCCESS", json!({"artifact": "a1"}));
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let done = completed(&server, &wfr);
+    assert_eq!(done["result"], "SUCCESS", "{done:#}");
+    assert_eq!(
+        requests_on(&receiver, "/notify", 1)[0].json()["artifact"],
+        "a1"
+    );
+}
