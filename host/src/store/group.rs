@@ -3,16 +3,27 @@
 //! savepoint (a change that fails is undone alone). Nobody hears that a change is done before the
 //! transaction holding it has committed, so the engine still acts only on committed state; many
 //! runs in flight share one commit's WAL write and locking instead of paying for their own.
+//!
+//! Under load the writer keeps a group open a little longer: draining only what has already
+//! arrived gave groups of ~3 changes in the serve benchmark (the writer is quicker than the runs
+//! feeding it), each commit rewriting the same right-edge pages of every index. A writer whose
+//! last group was alone commits at once, so a lone run never waits for company.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 /// Enough to amortise a commit over a burst of runs without making one group's wait long.
 const MAX_GROUP: usize = 256;
+
+/// How long a group stays open for more changes when the last one had company: ~20% more serve
+/// throughput at concurrency 64 than no wait (0.5 to 4 ms measured; 1 ms best), while it adds at
+/// most this much to a change's wait, and only when the store is busy.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// Why a queued change is not committed.
 #[derive(Debug)]
@@ -117,9 +128,11 @@ impl Drop for GroupCommit {
 }
 
 fn write_groups(db: &Mutex<Connection>, changes: &mpsc::Receiver<Box<dyn Change>>) {
+    let mut busy = false;
     while let Ok(first) = changes.recv() {
         let mut group = vec![first];
-        group.extend(changes.try_iter().take(MAX_GROUP - 1));
+        gather(changes, &mut group, busy.then(|| Instant::now() + GATHER));
+        busy = group.len() > 1;
         let committed = {
             let mut db = super::sqlite::lock(db);
             commit_group(&mut db, &mut group).map_err(|e| e.to_string())
@@ -130,10 +143,90 @@ fn write_groups(db: &Mutex<Connection>, changes: &mpsc::Receiver<Box<dyn Change>
     }
 }
 
+/// Adds to `group` every change already queued and, with a deadline, those that come before it,
+/// up to MAX_GROUP.
+fn gather<T>(changes: &mpsc::Receiver<T>, group: &mut Vec<T>, deadline: Option<Instant>) {
+    group.extend(changes.try_iter().take(MAX_GROUP - group.len()));
+    let Some(deadline) = deadline else {
+        return;
+    };
+    while group.len() < MAX_GROUP {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match changes.recv_timeout(left) {
+            Ok(change) => group.push(change),
+            Err(_) => return,
+        }
+    }
+}
+
 fn commit_group(db: &mut Connection, group: &mut [Box<dyn Change>]) -> rusqlite::Result<()> {
     let tx = db.transaction()?;
     for change in group.iter_mut() {
         change.apply(&tx)?;
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_deadline_a_group_takes_only_what_has_arrived() {
+        let (queue, changes) = mpsc::channel();
+        for n in 1..=3 {
+            queue.send(n).unwrap();
+        }
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            queue.send(4).unwrap();
+        });
+        let mut group = vec![0];
+        gather(&changes, &mut group, None);
+        assert_eq!(group, [0, 1, 2, 3]);
+        late.join().unwrap();
+    }
+
+    #[test]
+    fn with_a_deadline_a_group_takes_what_comes_before_it_and_no_more() {
+        let (queue, changes) = mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            queue.send(1).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            queue.send(2).unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+            queue.send(3).unwrap();
+        });
+        let mut group = vec![0];
+        let started = Instant::now();
+        gather(
+            &changes,
+            &mut group,
+            Some(started + Duration::from_millis(200)),
+        );
+        assert_eq!(group, [0, 1, 2]);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        sender.join().unwrap();
+        assert_eq!(changes.recv().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_group_stops_at_its_size_limit() {
+        let (queue, changes) = mpsc::channel();
+        for n in 0..MAX_GROUP + 10 {
+            queue.send(n).unwrap();
+        }
+        let mut group = vec![];
+        let started = Instant::now();
+        gather(
+            &changes,
+            &mut group,
+            Some(started + Duration::from_secs(10)),
+        );
+        assert_eq!(group.len(), MAX_GROUP);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "it waited although the group was full"
+        );
+    }
 }
