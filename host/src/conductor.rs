@@ -643,10 +643,17 @@ impl RunJournal for Tracked {
     ) -> Committed<'a, Option<NodeRun>> {
         self.conductor.store.node_waiting(run, node_run)
     }
-    fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
+    fn run_finished<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        last: Option<&'a NodeRun>,
+    ) -> Committed<'a, ()> {
         Box::pin(async move {
-            self.conductor.store.run_finished(run).await?;
+            self.conductor.store.run_finished(run, last).await?;
             self.end_committed.store(true, Ordering::Release);
+            if let Some(last) = last {
+                self.conductor.observer.node_finished(last);
+            }
             self.conductor.observer.run_finished(run);
             Ok(())
         })

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::{Admin, AdminOrRun};
@@ -141,8 +142,20 @@ fn require_secrets(api: &Api, workflow: &Workflow) -> Result<(), ApiError> {
     })
 }
 
-pub(super) fn answer(run: &WorkflowRun) -> Json<Value> {
-    Json(json!({ "ok": true, "workflowRun": run }))
+/// `{ok: true, workflowRun}`, serialised straight from the run: no `Value` built in between
+/// (that copy was ~2% of `serve`'s CPU per run).
+#[derive(Serialize)]
+pub(super) struct RunAnswer {
+    ok: bool,
+    #[serde(rename = "workflowRun")]
+    workflow_run: WorkflowRun,
+}
+
+fn answer(workflow_run: WorkflowRun) -> Json<RunAnswer> {
+    Json(RunAnswer {
+        ok: true,
+        workflow_run,
+    })
 }
 
 pub(super) async fn create(
@@ -151,7 +164,7 @@ pub(super) async fn create(
     Path(id): Path<String>,
     Query(params): Params,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunAnswer>), ApiError> {
     let wait = flag(&params, "wait")?;
     let wait_ms = number(&params, "waitTimeoutMs", DEFAULT_WAIT_MS)?;
     let request = RunRequest::parse(&body)?;
@@ -171,13 +184,13 @@ pub(super) async fn create(
         .new_run(&workflow, Some(version), trigger, payload);
     if !wait {
         api.conductor.start(workflow, run.clone()).await?;
-        return Ok((StatusCode::CREATED, answer(&run)));
+        return Ok((StatusCode::CREATED, answer(run)));
     }
     let run = api
         .conductor
         .start_and_wait(workflow, run, Some(Duration::from_millis(wait_ms)))
         .await?;
-    Ok((StatusCode::CREATED, answer(&run)))
+    Ok((StatusCode::CREATED, answer(run)))
 }
 
 pub(super) async fn list(
@@ -215,9 +228,9 @@ pub(super) async fn read(
     State(api): State<Arc<Api>>,
     caller: AdminOrRun,
     Path(wfr): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunAnswer>, ApiError> {
     caller.may_read(&wfr)?;
-    Ok(answer(&api.conductor.stored_run(&wfr)?))
+    Ok(answer(api.conductor.stored_run(&wfr)?))
 }
 
 /// Without force, the run stops before its next node; with force, at once (the node run in
@@ -227,7 +240,7 @@ pub(super) async fn cancel(
     _: Admin,
     Path(wfr): Path<String>,
     Query(params): Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunAnswer>, ApiError> {
     let force = flag(&params, "force")?;
-    Ok(answer(&api.conductor.cancel(&wfr, force)?))
+    Ok(answer(api.conductor.cancel(&wfr, force)?))
 }

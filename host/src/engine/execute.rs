@@ -41,6 +41,8 @@ enum After<'w> {
     Wait,
     /// The run ends with this result (and a store failure to log, if that is why).
     End(RunResult, Option<String>),
+    /// The run has ended, and its end is recorded (with its last node run's, in one change).
+    Ended,
 }
 
 impl Runtime {
@@ -159,6 +161,7 @@ impl Runtime {
                 After::Next(None) => return finish(run, RunResult::Success, None, journal).await,
                 After::Wait => return run,
                 After::End(result, error) => return finish(run, result, error, journal).await,
+                After::Ended => return run,
             };
             if journal.cancel_requested(&run.identifier) {
                 return finish(run, RunResult::Cancelled, None, journal).await;
@@ -224,6 +227,12 @@ impl Runtime {
             };
         }
         step.into_node_run(node, &mut node_run);
+        // An asynchronous webhook's end may meet its callback's: that check needs its own change.
+        if node.callback.is_none()
+            && let Some(result) = run_result_after(workflow, &node_run)
+        {
+            return end_with(workflow, run, node_run, result, journal).await;
+        }
         match journal.node_finished(run, &node_run).await {
             Ok(()) => record(workflow, run, node_run),
             // A callback completed the node run while its request was failing: it stands.
@@ -498,6 +507,16 @@ fn after<'w>(workflow: &'w Workflow, last: &NodeRun) -> After<'w> {
     After::Next(workflow.next(&node.identifier))
 }
 
+/// The result of the run if the completed `last` ends it (None: the run goes on, waits, or ends
+/// for a reason that needs logging).
+fn run_result_after(workflow: &Workflow, last: &NodeRun) -> Option<RunResult> {
+    match after(workflow, last) {
+        After::Next(None) => Some(RunResult::Success),
+        After::End(result, None) => Some(result),
+        _ => None,
+    }
+}
+
 /// Completes the run with `result`; `error` (a store failure) is logged, as there is no node run
 /// to carry it.
 async fn finish(
@@ -509,13 +528,40 @@ async fn finish(
     if let Some(error) = error {
         tracing::error!(run = %run.identifier, "{error}");
     }
-    run.status = RunStatus::Completed;
-    run.result = Some(result);
-    run.finished_at = Some(now());
-    if let Err(e) = journal.run_finished(&run).await {
+    complete(&mut run, result);
+    if let Err(e) = journal.run_finished(&run, None).await {
         tracing::error!(run = %run.identifier, "{e}");
     }
     run
+}
+
+/// Records the end of `last` and of the run it ends with `result`, in one change (nothing acts
+/// between the two). If that change fails, the run fails as when a node run's end fails to
+/// commit: `finish` then records the run's end alone.
+async fn end_with<'w>(
+    workflow: &'w Workflow,
+    run: &mut WorkflowRun,
+    last: NodeRun,
+    result: RunResult,
+    journal: &dyn RunJournal,
+) -> After<'w> {
+    complete(run, result);
+    match journal.run_finished(run, Some(&last)).await {
+        Ok(()) => {
+            record(workflow, run, last);
+            After::Ended
+        }
+        Err(e) => {
+            run.node_runs.push(last);
+            After::End(RunResult::Failed, Some(e.to_string()))
+        }
+    }
+}
+
+fn complete(run: &mut WorkflowRun, result: RunResult) {
+    run.status = RunStatus::Completed;
+    run.result = Some(result);
+    run.finished_at = Some(now());
 }
 
 impl Step {

@@ -46,8 +46,14 @@ pub trait RunJournal: Send + Sync {
         run: &'a WorkflowRun,
         node_run: &'a NodeRun,
     ) -> Committed<'a, Option<NodeRun>>;
-    /// The run has its status and result.
-    fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()>;
+    /// The run has its status and result. `last`, when given, is the node run that ended the
+    /// run, whose end (as for `node_finished`) is recorded in the same change: nothing acts
+    /// between the two, so one commit serves both.
+    fn run_finished<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        last: Option<&'a NodeRun>,
+    ) -> Committed<'a, ()>;
     /// Asked before each node: true ends the run CANCELLED instead of starting the node.
     fn cancel_requested(&self, _run: &str) -> bool {
         false
@@ -94,7 +100,7 @@ impl RunJournal for NoJournal {
     ) -> Committed<'a, Option<NodeRun>> {
         Box::pin(ready(Ok(None)))
     }
-    fn run_finished<'a>(&'a self, _: &'a WorkflowRun) -> Committed<'a, ()> {
+    fn run_finished<'a>(&'a self, _: &'a WorkflowRun, _: Option<&'a NodeRun>) -> Committed<'a, ()> {
         Box::pin(ready(Ok(())))
     }
 }

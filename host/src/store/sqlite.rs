@@ -509,26 +509,8 @@ impl RunJournal for SqliteStore {
         _run: &'a WorkflowRun,
         node_run: &'a NodeRun,
     ) -> Committed<'a, ()> {
-        let finished = node_run.clone();
-        let applied = self.commit(move |db| {
-            let changed = db.execute_cached(
-                "UPDATE node_runs SET status = ?2, result = ?3, output = ?4, error = ?5, logs = ?6,
-                                      attempts = ?7, duration_ms = ?8, updated_at = ?9
-                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
-                params![
-                    finished.identifier,
-                    status_text(finished.status),
-                    finished.result.map(result_text),
-                    finished.output.to_string(),
-                    finished.error,
-                    Value::from(finished.logs).to_string(),
-                    finished.attempts,
-                    finished.duration_ms as i64,
-                    now(),
-                ],
-            )?;
-            Ok(changed == 1)
-        });
+        let end = NodeEnd::of(node_run);
+        let applied = self.commit(move |db| end.record(db));
         Box::pin(async move { applied_or_ended(applied.await?, &node_run.identifier) })
     }
 
@@ -589,22 +571,91 @@ impl RunJournal for SqliteStore {
         })
     }
 
-    fn run_finished<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()> {
+    fn run_finished<'a>(
+        &'a self,
+        run: &'a WorkflowRun,
+        last: Option<&'a NodeRun>,
+    ) -> Committed<'a, ()> {
         let (wfr, status, result, finished_at) = (
             run.identifier.clone(),
             status_text(run.status),
             run.result.map(result_text),
             run.finished_at.clone(),
         );
-        let applied = self.commit(move |db| {
-            let changed = db.execute_cached(
+        let last = last.map(NodeEnd::of);
+        // The identifier of what is no longer in progress (then nothing is changed), if any.
+        let ended = self.commit(move |db| {
+            if !run_in_progress(db, &wfr)? {
+                return Ok(Some(wfr));
+            }
+            if let Some(last) = last
+                && !last.record(db)?
+            {
+                return Ok(Some(last.identifier));
+            }
+            db.execute_cached(
                 "UPDATE runs SET status = ?2, result = ?3, finished_at = ?4, updated_at = ?5
-                 WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+                 WHERE identifier = ?1",
                 params![wfr, status, result, finished_at, now()],
             )?;
-            Ok(changed == 1)
+            Ok(None)
         });
-        Box::pin(async move { applied_or_ended(applied.await?, &run.identifier) })
+        Box::pin(async move {
+            match ended.await? {
+                None => Ok(()),
+                Some(identifier) => Err(StoreError::NotInProgress(identifier)),
+            }
+        })
+    }
+}
+
+/// A node run's end as the store writes it, its JSON serialised by the caller (not on the
+/// writer thread every run's changes go through).
+struct NodeEnd {
+    identifier: String,
+    status: &'static str,
+    result: Option<&'static str>,
+    output: String,
+    error: Option<String>,
+    logs: String,
+    attempts: u32,
+    duration_ms: i64,
+}
+
+impl NodeEnd {
+    fn of(node_run: &NodeRun) -> NodeEnd {
+        NodeEnd {
+            identifier: node_run.identifier.clone(),
+            status: status_text(node_run.status),
+            result: node_run.result.map(result_text),
+            output: node_run.output.to_string(),
+            error: node_run.error.clone(),
+            // Serialising JSON values into a String cannot fail (no I/O, string keys only).
+            logs: serde_json::to_string(&node_run.logs).expect("JSON values serialise"),
+            attempts: node_run.attempts,
+            duration_ms: node_run.duration_ms as i64,
+        }
+    }
+
+    /// False when the node run is no longer in progress (nothing is changed then).
+    fn record(&self, db: &Connection) -> rusqlite::Result<bool> {
+        let changed = db.execute_cached(
+            "UPDATE node_runs SET status = ?2, result = ?3, output = ?4, error = ?5, logs = ?6,
+                                  attempts = ?7, duration_ms = ?8, updated_at = ?9
+             WHERE identifier = ?1 AND status = 'IN_PROGRESS'",
+            params![
+                self.identifier,
+                self.status,
+                self.result,
+                self.output,
+                self.error,
+                self.logs,
+                self.attempts,
+                self.duration_ms,
+                now(),
+            ],
+        )?;
+        Ok(changed == 1)
     }
 }
 

@@ -61,7 +61,7 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     run.status = RunStatus::Completed;
     run.result = Some(RunResult::Success);
     run.finished_at = Some(crate::time::now());
-    store.run_finished(&run).await.unwrap();
+    store.run_finished(&run, None).await.unwrap();
     drop(store);
 
     let store = open(&dir);
@@ -78,6 +78,43 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     );
 }
 
+/// The engine records the end of a run's last node run with the run's end, in one change.
+#[tokio::test]
+async fn a_run_end_records_its_last_node_run_in_the_same_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let wf = workflow();
+    let mut run = new_run(&wf, Some(1), wf.node("trigger").unwrap(), json!({}));
+    store.run_started(&run).await.unwrap();
+    let mut node_run = NodeRun::started(
+        wf.node("call").unwrap(),
+        "wfnr_last".into(),
+        crate::time::now(),
+    );
+    store.node_started(&run, &node_run).await.unwrap();
+    node_run.status = RunStatus::Completed;
+    node_run.result = Some(RunResult::Success);
+    node_run.output = json!({"response": {"status": 204}});
+    node_run.logs = vec![json!({"logLevel": "INFO", "log": "done"})];
+    run.outputs.insert("call".into(), node_run.output.clone());
+    run.node_runs.push(node_run);
+    run.status = RunStatus::Completed;
+    run.result = Some(RunResult::Success);
+    run.finished_at = Some(crate::time::now());
+    store
+        .run_finished(&run, run.node_runs.last())
+        .await
+        .unwrap();
+    drop(store);
+
+    let back = open(&dir).run(&run.identifier).unwrap().expect("stored");
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&run).unwrap(),
+        "the run and its last node run read back ended, as the engine built them"
+    );
+}
+
 #[tokio::test]
 async fn runs_list_newest_first_with_filters_and_pages() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +128,7 @@ async fn runs_list_newest_first_with_filters_and_pages() {
         if i % 2 == 0 {
             run.status = RunStatus::Completed;
             run.result = Some(RunResult::Failed);
-            store.run_finished(&run).await.unwrap();
+            store.run_finished(&run, None).await.unwrap();
         }
         ids.push(run.identifier);
     }
@@ -355,7 +392,11 @@ async fn cancelling_ends_the_run_and_its_open_node_run_once() {
     finished.status = RunStatus::Completed;
     finished.result = Some(RunResult::Success);
     assert!(matches!(
-        store.run_finished(&finished).await,
+        store.run_finished(&finished, None).await,
+        Err(StoreError::NotInProgress(_))
+    ));
+    assert!(matches!(
+        store.run_finished(&finished, Some(&late)).await,
         Err(StoreError::NotInProgress(_))
     ));
     let next = NodeRun::started(
