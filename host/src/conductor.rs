@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 
 use crate::engine::{
     Committed, Completion, ExpectedCallback, NodeRun, RunJournal, RunStatus, Runtime, WorkflowRun,
+    start_first_node,
 };
 use crate::secrets::token_sha256;
 use crate::store::{Store, StoreError, WorkflowRecord};
@@ -173,18 +174,21 @@ impl Conductor {
             .ok_or_else(|| ConductorError::NotFound(format!("no run {wfr}")))
     }
 
-    /// Commits `run` (new, IN_PROGRESS), then drives it on its own task.
+    /// Commits `run` (new, IN_PROGRESS) with its first node run started, then drives it on its
+    /// own task. Returns the run as committed.
     pub async fn start(
         self: &Arc<Self>,
         workflow: Arc<Workflow>,
-        run: WorkflowRun,
-    ) -> Result<(), StoreError> {
+        mut run: WorkflowRun,
+    ) -> Result<WorkflowRun, StoreError> {
         let conductor = self.clone();
         detached(async move {
+            start_first_node(&workflow, &mut run);
             conductor.store.run_started(&run).await?;
+            let started = run.clone();
             let mut live = lock(&conductor.live);
-            conductor.spawn_driver(&mut live, workflow, run, Resume::Drive);
-            Ok(())
+            conductor.spawn_driver(&mut live, workflow, run, Resume::New);
+            Ok(started)
         })
         .await
     }
@@ -205,6 +209,7 @@ impl Conductor {
         let runtime = self.runtime.clone();
         let task = tokio::spawn(async move {
             let mut run = match how {
+                Resume::New => runtime.drive_new(&workflow, run, &journal).await,
                 Resume::Drive => runtime.drive(&workflow, run, &journal).await,
                 Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
             };
@@ -545,6 +550,8 @@ impl Conductor {
 /// How a driving task starts.
 #[derive(Clone, Copy)]
 enum Resume {
+    /// A new run, from its first node run (recorded started with the run).
+    New,
     /// From the run's last completed node run.
     Drive,
     /// The last node run was cut off mid-request by a crash.

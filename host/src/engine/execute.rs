@@ -76,13 +76,41 @@ impl Runtime {
     pub async fn run_recorded(
         &self,
         workflow: &Workflow,
-        run: WorkflowRun,
+        mut run: WorkflowRun,
         journal: &dyn RunJournal,
     ) -> WorkflowRun {
+        start_first_node(workflow, &mut run);
         if let Err(e) = journal.run_started(&run).await {
+            run.node_runs.pop_if(|first| first.status == RunStatus::InProgress);
             return finish(run, RunResult::Failed, Some(e.to_string()), journal).await;
         }
-        self.drive(workflow, run, journal).await
+        self.drive_new(workflow, run, journal).await
+    }
+
+    /// Runs a new run recorded with its first node run started (see [`start_first_node`]): that
+    /// node run is executed, and the walk goes on from it. Once recorded, it is the run's current
+    /// node run, so a cancel (which stops the run after its current node run) comes after it.
+    pub async fn drive_new(
+        &self,
+        workflow: &Workflow,
+        mut run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        let Some(first) = run
+            .node_runs
+            .pop_if(|last| last.status == RunStatus::InProgress)
+        else {
+            return self.drive(workflow, run, journal).await;
+        };
+        let Some(node) = workflow.node(&first.node) else {
+            let error = format!("the workflow has no node \"{}\"", first.node);
+            let after = fail_node(&mut run, first, error);
+            return self.walk(workflow, run, after, journal).await;
+        };
+        let after = self
+            .execute_node(workflow, node, &mut run, first, journal)
+            .await;
+        self.walk(workflow, run, after, journal).await
     }
 
     /// Goes on from the last completed node run of `run` to the end of its path, recording each
@@ -476,6 +504,15 @@ fn resend_method(node: &Node) -> Result<&str, String> {
     match method {
         "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" => Ok(method),
         other => Err(format!("{other} is not idempotent")),
+    }
+}
+
+/// Starts the first node run of the new `run`, when its trigger leads to a node: recorded with
+/// the run's start, the two take one change instead of two. [`Runtime::drive_new`] runs it.
+pub fn start_first_node(workflow: &Workflow, run: &mut WorkflowRun) {
+    if let After::Next(Some(node)) = resume_point(workflow, run) {
+        run.node_runs
+            .push(NodeRun::started(node, new_node_run_id(), now()));
     }
 }
 
