@@ -179,16 +179,26 @@ impl Conductor {
     pub async fn start(
         self: &Arc<Self>,
         workflow: Arc<Workflow>,
-        mut run: WorkflowRun,
+        run: WorkflowRun,
     ) -> Result<WorkflowRun, StoreError> {
+        self.begin(workflow, run, WorkflowRun::clone).await
+    }
+
+    /// Like [`Conductor::start`]; `answer` says what the caller keeps of the committed run.
+    async fn begin<T: Send + 'static>(
+        self: &Arc<Self>,
+        workflow: Arc<Workflow>,
+        mut run: WorkflowRun,
+        answer: fn(&WorkflowRun) -> T,
+    ) -> Result<T, StoreError> {
         let conductor = self.clone();
         detached(async move {
             start_first_node(&workflow, &mut run);
             conductor.store.run_started(&run).await?;
-            let started = run.clone();
+            let answer = answer(&run);
             let mut live = lock(&conductor.live);
             conductor.spawn_driver(&mut live, workflow, run, Resume::New);
-            Ok(started)
+            Ok(answer)
         })
         .await
     }
@@ -213,7 +223,7 @@ impl Conductor {
                 Resume::Drive => runtime.drive(&workflow, run, &journal).await,
                 Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
             };
-            while let Some(again) = conductor.let_go(&run, journal.end_committed()) {
+            while let Some(again) = conductor.let_go(run, journal.end_committed()) {
                 run = runtime.drive(&workflow, again, &journal).await;
             }
         });
@@ -230,7 +240,7 @@ impl Conductor {
     /// Called by the driving task when `drive` returned: it lets go of the run, unless a
     /// callback completed one of its node runs meanwhile (then the run as stored, to drive on).
     /// `end_stored`: the run's end was committed, so waiters may have the run as it is.
-    fn let_go(&self, run: &WorkflowRun, end_stored: bool) -> Option<WorkflowRun> {
+    fn let_go(&self, run: WorkflowRun, end_stored: bool) -> Option<WorkflowRun> {
         let mut live = lock(&self.live);
         let poked = live.get(&run.identifier).is_some_and(|entry| entry.poked);
         if poked && run.status == RunStatus::InProgress {
@@ -253,7 +263,7 @@ impl Conductor {
             } else {
                 // The store failed to record the end: waiters get what it holds.
                 match self.store.run(&run.identifier) {
-                    Ok(Some(stored)) => self.notify(&stored),
+                    Ok(Some(stored)) => self.notify(stored),
                     _ => self.notify(run),
                 }
             }
@@ -297,7 +307,7 @@ impl Conductor {
     ) -> Result<WorkflowRun, ConductorError> {
         let wfr = run.identifier.clone();
         let completion = self.await_completion(&wfr);
-        if let Err(e) = self.start(workflow, run).await {
+        if let Err(e) = self.begin(workflow, run, |_| ()).await {
             lock(&self.waiters).remove(&wfr);
             return Err(e.into());
         }
@@ -344,11 +354,17 @@ impl Conductor {
         }
     }
 
-    fn notify(&self, run: &WorkflowRun) {
-        if let Some(waiters) = lock(&self.waiters).remove(&run.identifier) {
-            for waiter in waiters {
-                let _ = waiter.send(run.clone());
-            }
+    /// Hands the completed `run` to its waiters (the last one takes it, the others a copy).
+    fn notify(&self, run: WorkflowRun) {
+        let Some(mut waiters) = lock(&self.waiters).remove(&run.identifier) else {
+            return;
+        };
+        let last = waiters.pop();
+        for waiter in waiters {
+            let _ = waiter.send(run.clone());
+        }
+        if let Some(last) = last {
+            let _ = last.send(run);
         }
     }
 
@@ -389,7 +405,7 @@ impl Conductor {
             self.observer.run_finished(&run);
         }
         if run.status == RunStatus::Completed {
-            self.notify(&run);
+            self.notify(run.clone());
         }
         Ok(run)
     }

@@ -238,7 +238,11 @@ fn runs_with_and_without_wait_read_like_airlock_run_json() {
     assert_eq!(first["status"], "IN_PROGRESS", "{started:?}");
     let finished = server.wait_for_run(&wfr, |run| run["status"] == "COMPLETED");
     assert_eq!(finished["result"], "SUCCESS");
-    assert_eq!(finished["nodeRuns"].as_array().unwrap().len(), 2, "{finished:#}");
+    assert_eq!(
+        finished["nodeRuns"].as_array().unwrap().len(),
+        2,
+        "{finished:#}"
+    );
     assert_eq!(finished["nodeRuns"][1]["identifier"], first["identifier"]);
     assert_eq!(finished["nodeRuns"][1]["status"], "COMPLETED");
 

@@ -81,7 +81,8 @@ impl Runtime {
     ) -> WorkflowRun {
         start_first_node(workflow, &mut run);
         if let Err(e) = journal.run_started(&run).await {
-            run.node_runs.pop_if(|first| first.status == RunStatus::InProgress);
+            run.node_runs
+                .pop_if(|first| first.status == RunStatus::InProgress);
             return finish(run, RunResult::Failed, Some(e.to_string()), journal).await;
         }
         self.drive_new(workflow, run, journal).await
