@@ -185,22 +185,29 @@ impl Conductor {
     }
 
     /// Like [`Conductor::start`]; `answer` says what the caller keeps of the committed run.
+    /// The driving task commits the run's start itself, registered in `live` before: a cancel,
+    /// which needs the run stored, always finds its driver; and a caller that stops waiting
+    /// cannot leave a committed run undriven.
     async fn begin<T: Send + 'static>(
         self: &Arc<Self>,
         workflow: Arc<Workflow>,
         mut run: WorkflowRun,
         answer: fn(&WorkflowRun) -> T,
     ) -> Result<T, StoreError> {
-        let conductor = self.clone();
-        detached(async move {
-            start_first_node(&workflow, &mut run);
-            conductor.store.run_started(&run).await?;
-            let answer = answer(&run);
-            let mut live = lock(&conductor.live);
-            conductor.spawn_driver(&mut live, workflow, run, Resume::New);
-            Ok(answer)
+        start_first_node(&workflow, &mut run);
+        let wfr = run.identifier.clone();
+        let (told, committed) = oneshot::channel();
+        let on_commit: OnCommit = Box::new(move |outcome| {
+            let _ = told.send(outcome.map(answer));
+        });
+        self.spawn_driver(&mut lock(&self.live), workflow, run, Resume::New(on_commit));
+        // Only a panic in the driving task drops `told` unanswered.
+        committed.await.unwrap_or_else(|_| {
+            Err(StoreError::Commit {
+                path: wfr,
+                reason: "the run's driver stopped before its start was committed".into(),
+            })
         })
-        .await
     }
 
     /// Drives `run` on a new task, registered in `live` (whose lock the caller holds, so the
@@ -219,7 +226,17 @@ impl Conductor {
         let runtime = self.runtime.clone();
         let task = tokio::spawn(async move {
             let mut run = match how {
-                Resume::New => runtime.drive_new(&workflow, run, &journal).await,
+                Resume::New(on_commit) => match journal.run_started(&run).await {
+                    Ok(()) => {
+                        on_commit(Ok(&run));
+                        runtime.drive_new(&workflow, run, &journal).await
+                    }
+                    Err(e) => {
+                        on_commit(Err(e));
+                        lock(&conductor.live).remove(&run.identifier);
+                        return;
+                    }
+                },
                 Resume::Drive => runtime.drive(&workflow, run, &journal).await,
                 Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
             };
@@ -563,11 +580,14 @@ impl Conductor {
     }
 }
 
+/// Told whether a new run's start was committed.
+type OnCommit = Box<dyn FnOnce(Result<&WorkflowRun, StoreError>) + Send>;
+
 /// How a driving task starts.
-#[derive(Clone, Copy)]
 enum Resume {
-    /// A new run, from its first node run (recorded started with the run).
-    New,
+    /// A new run: the task commits its start (with its first node run, started), says how that
+    /// went, and drives it from that first node run.
+    New(OnCommit),
     /// From the run's last completed node run.
     Drive,
     /// The last node run was cut off mid-request by a crash.

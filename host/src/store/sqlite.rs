@@ -122,7 +122,8 @@ impl SqliteStore {
         lock(&self.db)
     }
 
-    /// The readers' connection: what it reads was committed when the read began.
+    /// The readers' connection. A statement reads the database as of one commit; reads of
+    /// several statements that must agree take a transaction.
     fn reader(&self) -> MutexGuard<'_, Connection> {
         lock(&self.reader)
     }
@@ -777,7 +778,9 @@ impl Store for SqliteStore {
     }
 
     fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
-        let db = self.reader();
+        let mut reader = self.reader();
+        // One read transaction: the run and its node runs as of one commit.
+        let db = reader.transaction().map_err(|e| self.sqlite(e))?;
         let row = db
             .row_cached(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE identifier = ?1"),
@@ -790,7 +793,8 @@ impl Store for SqliteStore {
     }
 
     fn runs(&self, filter: &RunFilter) -> Result<Vec<WorkflowRun>, StoreError> {
-        let db = self.reader();
+        let mut reader = self.reader();
+        let db = reader.transaction().map_err(|e| self.sqlite(e))?;
         let rows: Vec<StoredRun> = {
             let mut statement = db
                 .prepare_cached(&format!(
