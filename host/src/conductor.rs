@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 
 use crate::engine::{
     Committed, Completion, ExpectedCallback, NodeRun, RunJournal, RunStatus, Runtime, WorkflowRun,
+    start_first_node,
 };
 use crate::secrets::token_sha256;
 use crate::store::{Store, StoreError, WorkflowRecord};
@@ -173,20 +174,40 @@ impl Conductor {
             .ok_or_else(|| ConductorError::NotFound(format!("no run {wfr}")))
     }
 
-    /// Commits `run` (new, IN_PROGRESS), then drives it on its own task.
+    /// Commits `run` (new, IN_PROGRESS) with its first node run started, then drives it on its
+    /// own task. Returns the run as committed.
     pub async fn start(
         self: &Arc<Self>,
         workflow: Arc<Workflow>,
         run: WorkflowRun,
-    ) -> Result<(), StoreError> {
-        let conductor = self.clone();
-        detached(async move {
-            conductor.store.run_started(&run).await?;
-            let mut live = lock(&conductor.live);
-            conductor.spawn_driver(&mut live, workflow, run, Resume::Drive);
-            Ok(())
+    ) -> Result<WorkflowRun, StoreError> {
+        self.begin(workflow, run, WorkflowRun::clone).await
+    }
+
+    /// Like [`Conductor::start`]; `answer` says what the caller keeps of the committed run.
+    /// The driving task commits the run's start itself, registered in `live` before: a cancel,
+    /// which needs the run stored, always finds its driver; and a caller that stops waiting
+    /// cannot leave a committed run undriven.
+    async fn begin<T: Send + 'static>(
+        self: &Arc<Self>,
+        workflow: Arc<Workflow>,
+        mut run: WorkflowRun,
+        answer: fn(&WorkflowRun) -> T,
+    ) -> Result<T, StoreError> {
+        start_first_node(&workflow, &mut run);
+        let wfr = run.identifier.clone();
+        let (told, committed) = oneshot::channel();
+        let on_commit: OnCommit = Box::new(move |outcome| {
+            let _ = told.send(outcome.map(answer));
+        });
+        self.spawn_driver(&mut lock(&self.live), workflow, run, Resume::New(on_commit));
+        // Only a panic in the driving task drops `told` unanswered.
+        committed.await.unwrap_or_else(|_| {
+            Err(StoreError::Commit {
+                path: wfr,
+                reason: "the run's driver stopped before its start was committed".into(),
+            })
         })
-        .await
     }
 
     /// Drives `run` on a new task, registered in `live` (whose lock the caller holds, so the
@@ -205,10 +226,21 @@ impl Conductor {
         let runtime = self.runtime.clone();
         let task = tokio::spawn(async move {
             let mut run = match how {
+                Resume::New(on_commit) => match journal.run_started(&run).await {
+                    Ok(()) => {
+                        on_commit(Ok(&run));
+                        runtime.drive_new(&workflow, run, &journal).await
+                    }
+                    Err(e) => {
+                        on_commit(Err(e));
+                        lock(&conductor.live).remove(&run.identifier);
+                        return;
+                    }
+                },
                 Resume::Drive => runtime.drive(&workflow, run, &journal).await,
                 Resume::Interrupted => runtime.resume_interrupted(&workflow, run, &journal).await,
             };
-            while let Some(again) = conductor.let_go(&run, journal.end_committed()) {
+            while let Some(again) = conductor.let_go(run, journal.end_committed()) {
                 run = runtime.drive(&workflow, again, &journal).await;
             }
         });
@@ -225,7 +257,7 @@ impl Conductor {
     /// Called by the driving task when `drive` returned: it lets go of the run, unless a
     /// callback completed one of its node runs meanwhile (then the run as stored, to drive on).
     /// `end_stored`: the run's end was committed, so waiters may have the run as it is.
-    fn let_go(&self, run: &WorkflowRun, end_stored: bool) -> Option<WorkflowRun> {
+    fn let_go(&self, run: WorkflowRun, end_stored: bool) -> Option<WorkflowRun> {
         let mut live = lock(&self.live);
         let poked = live.get(&run.identifier).is_some_and(|entry| entry.poked);
         if poked && run.status == RunStatus::InProgress {
@@ -248,7 +280,7 @@ impl Conductor {
             } else {
                 // The store failed to record the end: waiters get what it holds.
                 match self.store.run(&run.identifier) {
-                    Ok(Some(stored)) => self.notify(&stored),
+                    Ok(Some(stored)) => self.notify(stored),
                     _ => self.notify(run),
                 }
             }
@@ -292,7 +324,7 @@ impl Conductor {
     ) -> Result<WorkflowRun, ConductorError> {
         let wfr = run.identifier.clone();
         let completion = self.await_completion(&wfr);
-        if let Err(e) = self.start(workflow, run).await {
+        if let Err(e) = self.begin(workflow, run, |_| ()).await {
             lock(&self.waiters).remove(&wfr);
             return Err(e.into());
         }
@@ -339,11 +371,17 @@ impl Conductor {
         }
     }
 
-    fn notify(&self, run: &WorkflowRun) {
-        if let Some(waiters) = lock(&self.waiters).remove(&run.identifier) {
-            for waiter in waiters {
-                let _ = waiter.send(run.clone());
-            }
+    /// Hands the completed `run` to its waiters (the last one takes it, the others a copy).
+    fn notify(&self, run: WorkflowRun) {
+        let Some(mut waiters) = lock(&self.waiters).remove(&run.identifier) else {
+            return;
+        };
+        let last = waiters.pop();
+        for waiter in waiters {
+            let _ = waiter.send(run.clone());
+        }
+        if let Some(last) = last {
+            let _ = last.send(run);
         }
     }
 
@@ -384,7 +422,7 @@ impl Conductor {
             self.observer.run_finished(&run);
         }
         if run.status == RunStatus::Completed {
-            self.notify(&run);
+            self.notify(run.clone());
         }
         Ok(run)
     }
@@ -542,9 +580,14 @@ impl Conductor {
     }
 }
 
+/// Told whether a new run's start was committed.
+type OnCommit = Box<dyn FnOnce(Result<&WorkflowRun, StoreError>) + Send>;
+
 /// How a driving task starts.
-#[derive(Clone, Copy)]
 enum Resume {
+    /// A new run: the task commits its start (with its first node run, started), says how that
+    /// went, and drives it from that first node run.
+    New(OnCommit),
     /// From the run's last completed node run.
     Drive,
     /// The last node run was cut off mid-request by a crash.

@@ -231,8 +231,20 @@ fn runs_with_and_without_wait_read_like_airlock_run_json() {
         .as_str()
         .unwrap()
         .to_string();
+    // The run starts with its first node run already started (one change records both): the
+    // answer names it, and that node run is the one that completes.
+    let first = &started.body["workflowRun"]["nodeRuns"][1];
+    assert_eq!(first["node"], "create", "{started:?}");
+    assert_eq!(first["status"], "IN_PROGRESS", "{started:?}");
     let finished = server.wait_for_run(&wfr, |run| run["status"] == "COMPLETED");
     assert_eq!(finished["result"], "SUCCESS");
+    assert_eq!(
+        finished["nodeRuns"].as_array().unwrap().len(),
+        2,
+        "{finished:#}"
+    );
+    assert_eq!(finished["nodeRuns"][1]["identifier"], first["identifier"]);
+    assert_eq!(finished["nodeRuns"][1]["status"], "COMPLETED");
 
     // The same shape as `airlock run --json`.
     let file = scene.write("deploy.json", &wf.to_string());

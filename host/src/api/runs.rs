@@ -183,7 +183,7 @@ pub(super) async fn create(
         .runtime
         .new_run(&workflow, Some(version), trigger, payload);
     if !wait {
-        api.conductor.start(workflow, run.clone()).await?;
+        let run = api.conductor.start(workflow, run).await?;
         return Ok((StatusCode::CREATED, answer(run)));
     }
     let run = api

@@ -76,13 +76,52 @@ impl Runtime {
     pub async fn run_recorded(
         &self,
         workflow: &Workflow,
-        run: WorkflowRun,
+        mut run: WorkflowRun,
         journal: &dyn RunJournal,
     ) -> WorkflowRun {
+        start_first_node(workflow, &mut run);
         if let Err(e) = journal.run_started(&run).await {
+            run.node_runs
+                .pop_if(|first| first.status == RunStatus::InProgress);
             return finish(run, RunResult::Failed, Some(e.to_string()), journal).await;
         }
-        self.drive(workflow, run, journal).await
+        self.drive_new(workflow, run, journal).await
+    }
+
+    /// Runs a new run recorded with its first node run started (see [`start_first_node`]): that
+    /// node run is executed, and the walk goes on from it. A cancel that came first ends it
+    /// CANCELLED, with the run, in one change.
+    pub async fn drive_new(
+        &self,
+        workflow: &Workflow,
+        mut run: WorkflowRun,
+        journal: &dyn RunJournal,
+    ) -> WorkflowRun {
+        let Some(mut first) = run
+            .node_runs
+            .pop_if(|last| last.status == RunStatus::InProgress)
+        else {
+            return self.drive(workflow, run, journal).await;
+        };
+        let node = workflow.node(&first.node);
+        let after = match node {
+            _ if journal.cancel_requested(&run.identifier) => {
+                first.status = RunStatus::Completed;
+                first.result = Some(RunResult::Cancelled);
+                end_with(workflow, &mut run, first, RunResult::Cancelled, journal).await
+            }
+            Some(node) => {
+                self.execute_node(workflow, node, &mut run, first, journal)
+                    .await
+            }
+            // Not reached: the first node run was started from this workflow.
+            None => {
+                let error = format!("the workflow has no node \"{}\"", first.node);
+                first.fail(error, 0);
+                end_with(workflow, &mut run, first, RunResult::Failed, journal).await
+            }
+        };
+        self.walk(workflow, run, after, journal).await
     }
 
     /// Goes on from the last completed node run of `run` to the end of its path, recording each
@@ -479,6 +518,15 @@ fn resend_method(node: &Node) -> Result<&str, String> {
     }
 }
 
+/// Starts the first node run of the new `run`, when its trigger leads to a node: recorded with
+/// the run's start, the two take one change instead of two. [`Runtime::drive_new`] runs it.
+pub fn start_first_node(workflow: &Workflow, run: &mut WorkflowRun) {
+    if let After::Next(Some(node)) = resume_point(workflow, run) {
+        run.node_runs
+            .push(NodeRun::started(node, new_node_run_id(), now()));
+    }
+}
+
 /// Where a run goes on from: after its last node run (the trigger's, for a new run).
 fn resume_point<'w>(workflow: &'w Workflow, run: &WorkflowRun) -> After<'w> {
     match run.node_runs.last() {
@@ -653,4 +701,108 @@ fn condition_step(node: &Node, ctx: &Value) -> Step {
         }
     }
     Step::done(json!({ "outlet": null, "fallback": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::PolicyFile;
+    use crate::engine::StateDir;
+    use crate::engine::journal::Committed;
+    use crate::secrets::SecretStore;
+
+    /// A journal whose run was cancelled before its driver began; it keeps each run end.
+    #[derive(Default)]
+    struct CancelledAtOnce {
+        ends: Mutex<Vec<(Option<RunResult>, Option<NodeRun>)>>,
+    }
+
+    fn ok<'a, T: Send + 'a>(value: T) -> Committed<'a, T> {
+        Box::pin(std::future::ready(Ok(value)))
+    }
+
+    impl RunJournal for CancelledAtOnce {
+        fn run_started<'a>(&'a self, _: &'a WorkflowRun) -> Committed<'a, ()> {
+            ok(())
+        }
+        fn node_started<'a>(&'a self, _: &'a WorkflowRun, _: &'a NodeRun) -> Committed<'a, ()> {
+            ok(())
+        }
+        fn node_restarted<'a>(&'a self, _: &'a WorkflowRun, _: &'a NodeRun) -> Committed<'a, ()> {
+            ok(())
+        }
+        fn node_finished<'a>(&'a self, _: &'a WorkflowRun, _: &'a NodeRun) -> Committed<'a, ()> {
+            ok(())
+        }
+        fn callback_expected<'a>(
+            &'a self,
+            _: &'a WorkflowRun,
+            _: &'a NodeRun,
+            _: &'a ExpectedCallback,
+        ) -> Committed<'a, ()> {
+            ok(())
+        }
+        fn node_waiting<'a>(
+            &'a self,
+            _: &'a WorkflowRun,
+            _: &'a NodeRun,
+        ) -> Committed<'a, Option<NodeRun>> {
+            ok(None)
+        }
+        fn run_finished<'a>(
+            &'a self,
+            run: &'a WorkflowRun,
+            last: Option<&'a NodeRun>,
+        ) -> Committed<'a, ()> {
+            self.ends.lock().unwrap().push((run.result, last.cloned()));
+            ok(())
+        }
+        fn cancel_requested(&self, _run: &str) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_the_first_node_run_ends_it_with_the_run_in_one_change() {
+        let state = tempfile::tempdir().unwrap();
+        let policy = PolicyFile::parse("", "policy").unwrap();
+        let runtime =
+            Runtime::open(&StateDir::new(state.path()), policy, SecretStore::empty()).unwrap();
+        let text = json!({
+            "identifier": "cancelled",
+            "nodes": [
+                {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER"}},
+                {"identifier": "route", "config": {"type": "CONDITION", "outlets": [
+                    {"identifier": "yes", "expression": "true"}]}}
+            ],
+            "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "route"}]
+        });
+        let workflow = Workflow::from_json(&text.to_string(), "test", &[]).unwrap();
+        let run = runtime.new_run(
+            &workflow,
+            None,
+            workflow.node("trigger").unwrap(),
+            json!({}),
+        );
+        let journal = CancelledAtOnce::default();
+
+        let run = runtime.run_recorded(&workflow, run, &journal).await;
+
+        assert_eq!(run.result, Some(RunResult::Cancelled));
+        let first = &run.node_runs[1];
+        assert_eq!(first.node, "route");
+        assert_eq!(first.status, RunStatus::Completed);
+        assert_eq!(first.result, Some(RunResult::Cancelled));
+        let ends = journal.ends.lock().unwrap();
+        assert_eq!(ends.len(), 1, "one change ends both");
+        assert_eq!(ends[0].0, Some(RunResult::Cancelled));
+        let last = ends[0]
+            .1
+            .as_ref()
+            .expect("the first node run ends with the run");
+        assert_eq!(last.identifier, first.identifier);
+        assert_eq!(last.result, Some(RunResult::Cancelled));
+    }
 }

@@ -13,7 +13,8 @@ use crate::store::StoreError;
 pub type Committed<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 pub trait RunJournal: Send + Sync {
-    /// The run exists, IN_PROGRESS, with its trigger's node run.
+    /// The run exists, IN_PROGRESS, with its node runs: the trigger's, and for a new run the
+    /// first node run, started (see [`crate::engine::start_first_node`]).
     fn run_started<'a>(&'a self, run: &'a WorkflowRun) -> Committed<'a, ()>;
     /// `node_run` is IN_PROGRESS (its request has not left yet).
     fn node_started<'a>(&'a self, run: &'a WorkflowRun, node_run: &'a NodeRun)

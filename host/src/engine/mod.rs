@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use crate::config::NodeManifest;
 pub use callback::Completion;
-pub use execute::CALLBACK_TOKEN_SECRET;
+pub use execute::{CALLBACK_TOKEN_SECRET, start_first_node};
 pub use ids::{new_node_run_id, new_run_id};
 pub use journal::{Committed, ExpectedCallback, NoJournal, RunJournal};
 pub use manifest::{MANIFEST_FILE, load_dirs};

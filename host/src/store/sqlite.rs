@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Params, Row, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, Transaction, params};
 use serde_json::Value;
 
 use super::group::{GroupCommit, GroupError};
@@ -47,12 +47,29 @@ impl CachedStatements for Connection {
 
 pub struct SqliteStore {
     path: String,
+    /// The writer's connection: the group-commit thread holds it while it commits a group.
     db: Arc<Mutex<Connection>>,
+    /// Reads have their own connection: in WAL mode a read sees the last commit without waiting
+    /// for the writer (a run's start reads its workflow's version; the API reads runs), so no
+    /// request blocks a runtime thread for as long as a group takes to commit.
+    reader: Mutex<Connection>,
     journal: GroupCommit,
 }
 
 pub(super) fn lock(db: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A read-only connection to the (migrated) database at `path`. Its page cache stays small:
+/// every commit by the writer makes a reader drop what it had cached.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.execute_batch("PRAGMA busy_timeout = 5000;")?;
+    reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(reader)
 }
 
 impl SqliteStore {
@@ -86,6 +103,7 @@ impl SqliteStore {
                 known: schema::CURRENT,
             },
         })?;
+        let reader = open_reader(path).map_err(err)?;
         let db = Arc::new(Mutex::new(db));
         let journal = GroupCommit::start(db.clone()).map_err(|e| StoreError::Commit {
             path: display.clone(),
@@ -94,12 +112,20 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: display,
             db,
+            reader: Mutex::new(reader),
             journal,
         })
     }
 
+    /// The writer's connection.
     pub(super) fn db(&self) -> MutexGuard<'_, Connection> {
         lock(&self.db)
+    }
+
+    /// The readers' connection. A statement reads the database as of one commit; reads of
+    /// several statements that must agree take a transaction.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.reader)
     }
 
     /// Queues a run-journal change for the next group commit; Ok once it is committed.
@@ -681,7 +707,7 @@ impl Store for SqliteStore {
         identifier: &str,
         version: Option<u32>,
     ) -> Result<Option<WorkflowRecord>, StoreError> {
-        let db = self.db();
+        let db = self.reader();
         let row = match version {
             Some(version) => db.row_cached(
                 &format!(
@@ -708,7 +734,7 @@ impl Store for SqliteStore {
     }
 
     fn latest_version(&self, identifier: &str) -> Result<Option<u32>, StoreError> {
-        self.db()
+        self.reader()
             .row_cached(
                 "SELECT latest_version FROM workflows WHERE identifier = ?1 AND deleted = 0",
                 [identifier],
@@ -720,7 +746,7 @@ impl Store for SqliteStore {
 
     fn workflows(&self) -> Result<Vec<WorkflowRecord>, StoreError> {
         let rows: Vec<StoredWorkflow> = {
-            let db = self.db();
+            let db = self.reader();
             let mut statement = db
                 .prepare(&format!(
                     "SELECT {WORKFLOW_COLUMNS} FROM workflows w JOIN workflow_versions v
@@ -752,7 +778,9 @@ impl Store for SqliteStore {
     }
 
     fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
-        let db = self.db();
+        let mut reader = self.reader();
+        // One read transaction: the run and its node runs as of one commit.
+        let db = reader.transaction().map_err(|e| self.sqlite(e))?;
         let row = db
             .row_cached(
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE identifier = ?1"),
@@ -765,7 +793,8 @@ impl Store for SqliteStore {
     }
 
     fn runs(&self, filter: &RunFilter) -> Result<Vec<WorkflowRun>, StoreError> {
-        let db = self.db();
+        let mut reader = self.reader();
+        let db = reader.transaction().map_err(|e| self.sqlite(e))?;
         let rows: Vec<StoredRun> = {
             let mut statement = db
                 .prepare_cached(&format!(
@@ -812,7 +841,7 @@ impl Store for SqliteStore {
     }
 
     fn callback_token(&self, node_run: &str) -> Result<Option<String>, StoreError> {
-        self.db()
+        self.reader()
             .row_cached(
                 "SELECT token_sha256 FROM callback_tokens WHERE node_run = ?1",
                 [node_run],
@@ -823,7 +852,7 @@ impl Store for SqliteStore {
     }
 
     fn node_run_of_token(&self, token_sha256: &str) -> Result<Option<String>, StoreError> {
-        self.db()
+        self.reader()
             .row_cached(
                 "SELECT node_run FROM callback_tokens WHERE token_sha256 = ?1",
                 [token_sha256],
@@ -834,7 +863,7 @@ impl Store for SqliteStore {
     }
 
     fn node_run_owner(&self, node_run: &str) -> Result<Option<String>, StoreError> {
-        self.db()
+        self.reader()
             .row_cached(
                 "SELECT run FROM node_runs WHERE identifier = ?1",
                 [node_run],
@@ -869,7 +898,7 @@ impl Store for SqliteStore {
     }
 
     fn runs_in_progress(&self) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
+        let db = self.reader();
         let mut statement = db
             .prepare("SELECT identifier FROM runs WHERE status = 'IN_PROGRESS' ORDER BY created_at")
             .map_err(|e| self.sqlite(e))?;
@@ -881,7 +910,7 @@ impl Store for SqliteStore {
     }
 
     fn waiting_callbacks(&self) -> Result<Vec<WaitingCallback>, StoreError> {
-        let db = self.db();
+        let db = self.reader();
         let mut statement = db
             .prepare(
                 "SELECT n.run, c.node_run, c.deadline_ms FROM callback_tokens c

@@ -517,3 +517,38 @@ async fn a_group_commits_together_and_a_failing_change_is_undone_alone() {
     }
     assert!(store.callback_token("wfnr_nowhere").unwrap().is_none());
 }
+
+/// A read never waits for the writer: while the writer holds its connection (as when it commits
+/// a group), runs and workflows are read from the last commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_do_not_wait_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(&dir));
+    let wf = workflow();
+    let source = json!({"identifier": "deploy", "nodes": [], "connections": []});
+    store.create_workflow("deploy", &source).unwrap();
+    let mut run = new_run(&wf, Some(1), wf.node("trigger").unwrap(), json!({}));
+    crate::engine::start_first_node(&wf, &mut run);
+    store.run_started(&run).await.unwrap();
+
+    let busy = store.db();
+    let (reads, answered) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn({
+        let (store, wfr) = (store.clone(), run.identifier.clone());
+        move || {
+            let stored = store.run(&wfr).unwrap().expect("stored");
+            let version = store.latest_version("deploy").unwrap();
+            reads.send((stored, version)).unwrap();
+        }
+    });
+    let (stored, version) = answered
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("read while the writer holds its connection");
+    drop(busy);
+    reader.join().unwrap();
+    assert_eq!(version, Some(1));
+    // The first node run was recorded started, with the run.
+    assert_eq!(stored.node_runs.len(), 2);
+    assert_eq!(stored.node_runs[1].node, "call");
+    assert_eq!(stored.node_runs[1].status, RunStatus::InProgress);
+}
