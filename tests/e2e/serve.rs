@@ -58,6 +58,27 @@ fn admin_routes_need_the_token_and_errors_are_json() {
 }
 
 #[test]
+fn one_server_per_state_dir() {
+    let scene = Scene::new();
+    let server = start(&scene, &[]);
+    let second = scene.airlock(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(second.code(), 2, "{}", second.stderr());
+    let lock = scene.state_dir().join("serve.lock");
+    assert!(
+        second
+            .stderr()
+            .contains("another `airlock serve` uses this state dir")
+            && second.stderr().contains(lock.to_str().unwrap()),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(server.admin("GET", "/v1/workflows", None).status, 200);
+    drop(server);
+    let again = start(&scene, &[]);
+    assert_eq!(again.admin("GET", "/v1/workflows", None).status, 200);
+}
+
+#[test]
 fn a_generated_admin_token_is_private_to_the_owner() {
     use std::os::unix::fs::PermissionsExt as _;
     let scene = Scene::new();

@@ -18,6 +18,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     let secrets = setup::load_secrets(args.secrets.as_deref())?;
     let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
     let state = StateDir::new(&args.state_dir);
+    let _claim = state.claim_for_serve().map_err(invalid)?;
     let mut runtime = setup::runtime(&state, policy, secrets)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;

@@ -27,6 +27,31 @@ impl StateDir {
     pub fn cache(&self) -> PathBuf {
         self.0.join("cache")
     }
+
+    /// Claims the state dir for one `airlock serve`, for as long as the returned file is open:
+    /// two would both resume the same runs after a restart and each trust its own view of the
+    /// stored workflows.
+    pub fn claim_for_serve(&self) -> Result<std::fs::File, RuntimeError> {
+        let path = self.0.join("serve.lock");
+        let io = |source| RuntimeError::StateDir {
+            path: self.0.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&self.0).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::Claimed {
+                path: path.display().to_string(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +61,10 @@ pub enum RuntimeError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "another `airlock serve` uses this state dir (it holds {path}): one server per state dir"
+    )]
+    Claimed { path: String },
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error(transparent)]

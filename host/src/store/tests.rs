@@ -176,6 +176,8 @@ fn workflows_keep_every_version_and_deleting_keeps_history() {
         .create_workflow("deploy", &json!({"title": "one"}))
         .unwrap();
     assert_eq!(v1.version, 1);
+    // Looked up (and remembered) before each change: every change shows at once.
+    assert_eq!(store.latest_version("deploy").unwrap(), Some(1));
     assert!(matches!(
         store.create_workflow("deploy", &json!({})),
         Err(StoreError::WorkflowExists(_))
@@ -218,6 +220,8 @@ fn workflows_keep_every_version_and_deleting_keeps_history() {
         .unwrap();
     assert_eq!(again.version, 3, "versions are never reused");
     assert_eq!(store.latest_version("deploy").unwrap(), Some(3));
+    drop(store);
+    assert_eq!(open(&dir).latest_version("deploy").unwrap(), Some(3));
 }
 
 #[tokio::test]
