@@ -9,7 +9,7 @@ use super::args::ServeArgs;
 use super::{Exit, failed, invalid, setup};
 use crate::api::{AdminToken, Api, Metrics, TokenSource};
 use crate::conductor::{Conductor, Recovered};
-use crate::engine::{self, StateDir};
+use crate::engine::{self, RuntimeError, StateDir};
 use crate::secrets::{KeySource, PlatformKey};
 use crate::store::SqliteStore;
 
@@ -18,7 +18,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     let secrets = setup::load_secrets(args.secrets.as_deref())?;
     let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
     let state = StateDir::new(&args.state_dir);
-    let _claim = state.claim_for_serve().map_err(invalid)?;
+    let claim = state.claim_for_serve().map_err(|e| match e {
+        RuntimeError::Claimed { .. } => invalid(e),
+        other => failed(other),
+    })?;
+    // Held until the process exits: run tasks may go on until the runtime is dropped, after
+    // this function has returned.
+    std::mem::forget(claim);
     let mut runtime = setup::runtime(&state, policy, secrets)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;

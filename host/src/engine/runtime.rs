@@ -32,24 +32,27 @@ impl StateDir {
     /// two would both resume the same runs after a restart and each trust its own view of the
     /// stored workflows.
     pub fn claim_for_serve(&self) -> Result<std::fs::File, RuntimeError> {
-        let path = self.0.join("serve.lock");
-        let io = |source| RuntimeError::StateDir {
+        std::fs::create_dir_all(&self.0).map_err(|source| RuntimeError::StateDir {
             path: self.0.display().to_string(),
             source,
+        })?;
+        let path = self.0.join("serve.lock");
+        let failed = |source| RuntimeError::Claim {
+            path: path.display().to_string(),
+            source,
         };
-        std::fs::create_dir_all(&self.0).map_err(io)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(io)?;
+            .map_err(failed)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::Claimed {
                 path: path.display().to_string(),
             }),
-            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+            Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
         }
     }
 }
@@ -65,6 +68,11 @@ pub enum RuntimeError {
         "another `airlock serve` uses this state dir (it holds {path}): one server per state dir"
     )]
     Claimed { path: String },
+    #[error("locking {path} for this server: {source}")]
+    Claim {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Audit(#[from] AuditError),
     #[error(transparent)]

@@ -55,8 +55,7 @@ pub struct SqliteStore {
     /// request blocks a runtime thread for as long as a group takes to commit.
     reader: Mutex<Connection>,
     /// The latest version of each live workflow looked up so far. Only this store writes
-    /// workflows (`airlock serve` claims its state dir), and it changes an entry under this lock
-    /// around the write, where a lookup also reads: no stale version can be put back.
+    /// workflows (`airlock serve` claims its state dir); see `write_workflows`.
     /// A run's start looks its workflow up; from the database that was ~3% of `serve`'s CPU.
     latest: Mutex<HashMap<String, u32>>,
     journal: GroupCommit,
@@ -167,10 +166,33 @@ impl SqliteStore {
         &self,
         change: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut db = self.db();
+        self.commit_on(&mut self.db(), change)
+    }
+
+    fn commit_on<T>(
+        &self,
+        db: &mut Connection,
+        change: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let tx = db.transaction().map_err(|e| self.sqlite(e))?;
         let value = change(&tx).map_err(|e| self.sqlite(e))?;
         tx.commit().map_err(|e| self.sqlite(e))?;
+        Ok(value)
+    }
+
+    /// Like `write`, for a change to the stored workflows; `remember` then updates the latest
+    /// versions. Those are locked only once the writer's connection is held, so a lookup (which
+    /// holds them while it reads) never waits for a group commit; and until they are updated,
+    /// so no lookup sees, or puts back, the version from before the change.
+    fn write_workflows<T>(
+        &self,
+        change: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+        remember: impl FnOnce(&mut HashMap<String, u32>, &T),
+    ) -> Result<T, StoreError> {
+        let mut db = self.db();
+        let mut latest = lock(&self.latest);
+        let value = self.commit_on(&mut db, change)?;
+        remember(&mut latest, &value);
         Ok(value)
     }
 
@@ -182,8 +204,8 @@ impl SqliteStore {
     ) -> Result<WorkflowRecord, StoreError> {
         let text = source.to_string();
         let at = now();
-        let mut latest = lock(&self.latest);
-        let outcome = self.write(|tx| {
+        let outcome = self.write_workflows(
+            |tx| {
             let existing: Option<(u32, bool, String)> = tx
                 .row_cached(
                     "SELECT latest_version, deleted, created_at FROM workflows WHERE identifier = ?1",
@@ -213,11 +235,13 @@ impl SqliteStore {
                 params![identifier, version, text, at],
             )?;
             Ok(Some((version, created_at)))
-        })?;
-        if let Some((version, _)) = &outcome {
-            latest.insert(identifier.to_owned(), *version);
-        }
-        drop(latest);
+            },
+            |latest, outcome| {
+                if let Some((version, _)) = outcome {
+                    latest.insert(identifier.to_owned(), *version);
+                }
+            },
+        )?;
         match outcome {
             Some((version, created_at)) => Ok(WorkflowRecord {
                 identifier: identifier.to_owned(),
@@ -791,16 +815,19 @@ impl Store for SqliteStore {
 
     fn delete_workflow(&self, identifier: &str) -> Result<bool, StoreError> {
         let at = now();
-        let mut latest = lock(&self.latest);
-        latest.remove(identifier);
-        self.write(|tx| {
-            let changed = tx.execute_cached(
-                "UPDATE workflows SET deleted = 1, updated_at = ?2
-                 WHERE identifier = ?1 AND deleted = 0",
-                params![identifier, at],
-            )?;
-            Ok(changed == 1)
-        })
+        self.write_workflows(
+            |tx| {
+                let changed = tx.execute_cached(
+                    "UPDATE workflows SET deleted = 1, updated_at = ?2
+                     WHERE identifier = ?1 AND deleted = 0",
+                    params![identifier, at],
+                )?;
+                Ok(changed == 1)
+            },
+            |latest, _| {
+                latest.remove(identifier);
+            },
+        )
     }
 
     fn run(&self, identifier: &str) -> Result<Option<WorkflowRun>, StoreError> {
