@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use airlock::engine::NodeRegistry;
-use airlock::sandbox::Sandbox;
+use airlock::sandbox::{Sandbox, Slots};
 
 /// Durations of `rounds` first compiles and `rounds` cached loads, alternating.
 pub fn compile_vs_cached(rounds: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
@@ -22,7 +22,7 @@ pub fn compile_vs_cached(rounds: usize) -> anyhow::Result<(Vec<Duration>, Vec<Du
 /// Time to load the built-ins into a new sandbox whose cache is `dir`; the engine's own setup
 /// is not counted.
 fn load_builtins(dir: &std::path::Path) -> anyhow::Result<Duration> {
-    let sandbox = Sandbox::new(dir)?;
+    let sandbox = Sandbox::new(dir, Slots::new(1))?;
     let started = Instant::now();
     NodeRegistry::with_builtins(&sandbox)?;
     Ok(started.elapsed())

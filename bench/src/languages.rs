@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use airlock::authoring::{self, Language};
 use airlock::config::{NodeManifest, PolicyFile};
 use airlock::engine::{MANIFEST_FILE, Runtime, StateDir};
-use airlock::sandbox::Sandbox;
+use airlock::sandbox::{Sandbox, Slots};
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use anyhow::Context as _;
@@ -98,6 +98,7 @@ pub async fn measure(
         &StateDir::new(state.path()),
         PolicyFile::parse("", "policy")?,
         SecretStore::empty(),
+        Slots::SERVER,
     )?;
     runtime.add_custom_nodes(vec![manifest])?;
     let runtime = Arc::new(runtime);
@@ -148,7 +149,7 @@ fn compile_vs_cached(
 }
 
 fn load(cache: &Path, bytes: &[u8]) -> anyhow::Result<Duration> {
-    let sandbox = Sandbox::new(cache)?;
+    let sandbox = Sandbox::new(cache, Slots::new(1))?;
     let started = Instant::now();
     sandbox.load("bench node", bytes)?;
     Ok(started.elapsed())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use airlock::config::PolicyFile;
 use airlock::engine::{Runtime, StateDir};
+use airlock::sandbox::Slots;
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use anyhow::{Context as _, bail, ensure};
@@ -69,6 +70,7 @@ fn runtime_in(state: &Path, port: u16) -> anyhow::Result<Runtime> {
         &StateDir::new(state),
         policy,
         SecretStore::empty(),
+        Slots::SERVER,
     )?)
 }
 

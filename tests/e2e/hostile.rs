@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use airlock::config::PolicyFile;
 use airlock::engine::{Runtime, StateDir, WorkflowRun, load_dirs};
+use airlock::sandbox::Slots;
 use airlock::secrets::SecretStore;
 use airlock::workflow::Workflow;
 use serde_json::{Value, json};
@@ -409,10 +410,10 @@ fn a_bad_limits_table_is_invalid_input_naming_file_key_and_reason() {
 }
 
 /// Library level: one Runtime, as `airlock serve` would hold, for concurrent runs.
-fn lib_runtime(scene: &Scene, policy: &str, manifest_extra: &str) -> Runtime {
+fn lib_runtime(scene: &Scene, policy: &str, manifest_extra: &str, slots: Slots) -> Runtime {
     let policy = PolicyFile::parse(policy, "policy").unwrap();
     let state = StateDir::new(scene.dir.path());
-    let mut runtime = Runtime::open(&state, policy, SecretStore::empty()).unwrap();
+    let mut runtime = Runtime::open(&state, policy, SecretStore::empty(), slots).unwrap();
     let manifests = load_dirs(&node_dirs(scene, manifest_extra)).unwrap();
     runtime.add_custom_nodes(manifests).unwrap();
     runtime
@@ -449,7 +450,7 @@ fn hostile_runs_fail_alone_while_a_normal_run_in_the_same_process_succeeds() {
         receiver.url()
     );
     let manifest = format!("[egress]\nallow = [\"{}\"]\n", receiver.url());
-    let runtime = Arc::new(lib_runtime(&scene, &policy, &manifest));
+    let runtime = Arc::new(lib_runtime(&scene, &policy, &manifest, Slots::SERVER));
     let url = format!("{}/x", receiver.url());
     let hostiles = [
         ("loop", json!({}), "CPU time limit of 2000 ms exceeded"),
@@ -510,4 +511,30 @@ fn hostile_runs_fail_alone_while_a_normal_run_in_the_same_process_succeeds() {
         assert!(took < Duration::from_secs(1), "a normal run took {took:?}");
     }
     assert_eq!(receiver.requests().len(), 30);
+}
+
+#[test]
+fn a_node_run_beyond_the_instance_slots_waits_for_one() {
+    let scene = Scene::new();
+    let policy = "[limits]\ncpu_time_ms = 1000\n";
+    let runtime = Arc::new(lib_runtime(&scene, policy, "", Slots::new(1)));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ((looping, _), (echo, echo_took)) = tokio.block_on(async {
+        let looping = spawn_run(&runtime, vec![hostile("loop", json!({}))]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let node = json!({"identifier": "ok", "config": {"type": "ECHO", "n": 1}});
+        let echo = spawn_run(&runtime, vec![node]);
+        (looping.await.unwrap(), echo.await.unwrap())
+    });
+    assert_eq!(error_in(&looping), "CPU time limit of 1000 ms exceeded");
+    assert!(echo.succeeded(), "{echo:#?}");
+    // The one slot was the looping node run's until its limit stopped it.
+    assert!(
+        echo_took >= Duration::from_millis(600),
+        "the second node run did not wait for the slot: {echo_took:?}"
+    );
 }

@@ -8,7 +8,7 @@ use super::args::{NodeAction, NodeArgs};
 use super::{Exit, failed, invalid};
 use crate::authoring::{self, AuthoringError};
 use crate::engine::StateDir;
-use crate::sandbox::{ComponentReport, Sandbox};
+use crate::sandbox::{ComponentReport, Sandbox, Slots};
 
 pub(crate) fn node(args: NodeArgs) -> Result<u8, Exit> {
     match args.action {
@@ -37,7 +37,7 @@ pub(crate) fn node(args: NodeArgs) -> Result<u8, Exit> {
             let component = authoring::build(&dir).map_err(authoring_exit)?;
             // Compiling now is both the check that the component can run here and the
             // compile cache's first entry: the first run does not pay for it.
-            let sandbox = Sandbox::new(&StateDir::new(&state_dir).cache()).map_err(failed)?;
+            let sandbox = loader(&state_dir)?;
             let bytes = read(&component)?;
             sandbox
                 .load(&component.display().to_string(), &bytes)
@@ -51,7 +51,7 @@ pub(crate) fn node(args: NodeArgs) -> Result<u8, Exit> {
             Ok(0)
         }
         NodeAction::Inspect { file, state_dir } => {
-            let sandbox = Sandbox::new(&StateDir::new(&state_dir).cache()).map_err(failed)?;
+            let sandbox = loader(&state_dir)?;
             let bytes = read(&file)?;
             let report = sandbox
                 .inspect(&file.display().to_string(), &bytes)
@@ -60,6 +60,11 @@ pub(crate) fn node(args: NodeArgs) -> Result<u8, Exit> {
             report.runnable.map(|()| 0).map_err(invalid)
         }
     }
+}
+
+/// A sandbox that loads components and runs none: one instance slot is enough.
+fn loader(state_dir: &Path) -> Result<Sandbox, Exit> {
+    Sandbox::new(&StateDir::new(state_dir).cache(), Slots::new(1)).map_err(failed)
 }
 
 fn authoring_exit(error: AuthoringError) -> Exit {

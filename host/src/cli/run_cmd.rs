@@ -13,6 +13,7 @@ use super::{Exit, failed, inputs, invalid, print};
 use crate::api::{AdminToken, Api};
 use crate::conductor::{Conductor, Unobserved};
 use crate::engine::{self, NodeManifest, Runtime, StateDir, WorkflowRun};
+use crate::sandbox::Slots;
 use crate::store::{RunFilter, SqliteStore, Store as _};
 use crate::workflow::{Node, Workflow};
 
@@ -48,7 +49,9 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     engine::check_defined(&workflow, |name| secrets.contains(name), &origin).map_err(invalid)?;
 
     let state = StateDir::new(&args.target.state_dir);
-    let mut runtime = setup::runtime(&state, policy, secrets)?;
+    // One run never has more node runs at once than its workflow has nodes.
+    let slots = Slots::new(workflow.nodes.len());
+    let mut runtime = setup::runtime(&state, policy, secrets, slots)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     let run = runtime.new_run(&workflow, None, trigger, payload);

@@ -10,6 +10,7 @@ use super::{Exit, failed, invalid, setup};
 use crate::api::{AdminToken, Api, Metrics, TokenSource};
 use crate::conductor::{Conductor, Recovered};
 use crate::engine::{self, RuntimeError, StateDir};
+use crate::sandbox::Slots;
 use crate::secrets::{KeySource, PlatformKey};
 use crate::store::SqliteStore;
 
@@ -25,7 +26,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     // Held until the process exits: run tasks may go on until the runtime is dropped, after
     // this function has returned.
     std::mem::forget(claim);
-    let mut runtime = setup::runtime(&state, policy, secrets)?;
+    let mut runtime = setup::runtime(&state, policy, secrets, Slots::SERVER)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;
     let (admin, source) =

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{Exit, failed, invalid};
 use crate::config::PolicyFile;
 use crate::engine::{Runtime, StateDir};
+use crate::sandbox::Slots;
 use crate::secrets::SecretStore;
 
 /// The policy file, every section checked; without one, the default policy.
@@ -20,10 +21,12 @@ pub(crate) fn load_secrets(path: Option<&Path>) -> Result<SecretStore, Exit> {
 }
 
 /// Builds the process-wide runtime: sandbox (compiles or loads the built-in nodes), gate, audit.
+/// `slots`: node runs at once (see [`Slots`]).
 pub(crate) fn runtime(
     state: &StateDir,
     policy: PolicyFile,
     secrets: SecretStore,
+    slots: Slots,
 ) -> Result<Runtime, Exit> {
-    Runtime::open(state, policy, secrets).map_err(failed)
+    Runtime::open(state, policy, secrets, slots).map_err(failed)
 }

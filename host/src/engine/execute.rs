@@ -711,6 +711,7 @@ mod tests {
     use crate::config::PolicyFile;
     use crate::engine::StateDir;
     use crate::engine::journal::Committed;
+    use crate::sandbox::Slots;
     use crate::secrets::SecretStore;
 
     /// A journal whose run was cancelled before its driver began; it keeps each run end.
@@ -768,8 +769,8 @@ mod tests {
     async fn a_cancel_before_the_first_node_run_ends_it_with_the_run_in_one_change() {
         let state = tempfile::tempdir().unwrap();
         let policy = PolicyFile::parse("", "policy").unwrap();
-        let runtime =
-            Runtime::open(&StateDir::new(state.path()), policy, SecretStore::empty()).unwrap();
+        let state = StateDir::new(state.path());
+        let runtime = Runtime::open(&state, policy, SecretStore::empty(), Slots::new(2)).unwrap();
         let text = json!({
             "identifier": "cancelled",
             "nodes": [

@@ -7,7 +7,7 @@ use super::{NodeRegistry, RegistryError, Runtime};
 use crate::audit::{AuditError, AuditLog};
 use crate::config::{NodeManifest, PolicyFile};
 use crate::egress::{Gate, GateLimits, PlatformApiError};
-use crate::sandbox::{NodeLimits, Sandbox, SandboxError};
+use crate::sandbox::{NodeLimits, Sandbox, SandboxError, Slots};
 use crate::secrets::{PlatformKey, SecretStore};
 
 /// Where a runtime keeps its files: the audit log, the run store and the compile cache.
@@ -91,10 +91,12 @@ impl RuntimeError {
 impl Runtime {
     /// Opens the audit log and compile cache under `state`, loads the built-in nodes, and builds
     /// the one egress gate. Custom nodes are added afterwards with [`Runtime::add_custom_nodes`].
+    /// `slots`: how many node runs may run at once (more wait for one to end).
     pub fn open(
         state: &StateDir,
         policy: PolicyFile,
         secrets: SecretStore,
+        slots: Slots,
     ) -> Result<Runtime, RuntimeError> {
         std::fs::create_dir_all(&state.0).map_err(|source| RuntimeError::StateDir {
             path: state.0.display().to_string(),
@@ -105,7 +107,7 @@ impl Runtime {
             limits,
         } = policy;
         let audit = AuditLog::open(&state.audit())?;
-        let sandbox = Sandbox::new(&state.cache())?;
+        let sandbox = Sandbox::new(&state.cache(), slots)?;
         let nodes = NodeRegistry::with_builtins(&sandbox)?;
         let gate_limits = GateLimits {
             max_requests_per_node_run: limits.max_requests(),
@@ -150,7 +152,8 @@ pub fn check_custom_nodes(
     state: &StateDir,
     manifests: Vec<NodeManifest>,
 ) -> Result<(), RuntimeError> {
-    let sandbox = Sandbox::new(&state.cache())?;
+    // Loading runs nothing: one slot keeps the engine's setup small.
+    let sandbox = Sandbox::new(&state.cache(), Slots::new(1))?;
     let mut nodes = NodeRegistry::with_builtins(&sandbox)?;
     nodes.add_custom(&sandbox, manifests, &NodeLimits::default())?;
     Ok(())

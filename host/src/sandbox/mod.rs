@@ -24,6 +24,7 @@ use wasmtime::{Engine, Store};
 pub use inspect::{ComponentReport, ImportReport};
 pub use limits::{Breach, LimitOverrides, NodeFailure, NodeLimits, PolicyLimits, cap_error};
 pub use logs::{LogLevel, LogLine};
+pub use pool::Slots;
 
 use crate::egress::{Caller, Gate};
 use host::NodeState;
@@ -98,9 +99,9 @@ pub struct NodeOutcome {
 
 impl Sandbox {
     /// `cache_dir` holds compiled components (files this host wrote, keyed by content digest
-    /// and engine compatibility hash).
-    pub fn new(cache_dir: &Path) -> Result<Sandbox, SandboxError> {
-        let (engine, pooled) = pool::new_engine().map_err(SandboxError::Engine)?;
+    /// and engine compatibility hash); `slots` is how many node runs may hold an instance at once.
+    pub fn new(cache_dir: &Path, slots: Slots) -> Result<Sandbox, SandboxError> {
+        let (engine, pooled) = pool::new_engine(slots).map_err(SandboxError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SandboxError::Engine)?;
         // A node's standard HTTP client (wasi:http) is served by the egress gate too.
@@ -113,7 +114,7 @@ impl Sandbox {
             engine,
             linker,
             cache,
-            slots: pooled.then(|| Semaphore::new(pool::MAX_CONCURRENT_RUNS as usize)),
+            slots: pooled.then(|| Semaphore::new(slots.count() as usize)),
         })
     }
 

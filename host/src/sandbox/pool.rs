@@ -4,8 +4,28 @@
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Node runs that may hold an instance at once; more wait for a free slot.
-pub(super) const MAX_CONCURRENT_RUNS: u32 = 1024;
+/// How many node runs may hold an instance at once; more wait for a free slot. The pool is
+/// sized for it when the engine is built, and its setup and teardown cost grows with it (one
+/// guard page `mprotect`ed per async stack, the slots' index and the unmapping at exit): a
+/// server's 1,024 slots cost a one-shot `airlock run` more CPU than its node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots(u32);
+
+impl Slots {
+    /// A server's: 1,000 runs in flight, each holding one instance while its node runs.
+    pub const SERVER: Slots = Slots(1024);
+
+    /// Room for `node_runs` node runs at once (at least one, at most a server's).
+    pub fn new(node_runs: usize) -> Slots {
+        let capped = node_runs.clamp(1, Slots::SERVER.0 as usize);
+        Slots(u32::try_from(capped).unwrap_or(Slots::SERVER.0))
+    }
+
+    pub(super) fn count(self) -> u32 {
+        self.0
+    }
+}
+
 /// Per component instance: a Rust component has about four core instances (its module and
 /// wit-component's shims), other toolchains link more.
 const CORE_INSTANCES_PER_RUN: u32 = 8;
@@ -28,17 +48,18 @@ const DECOMMIT_BATCH: usize = 32;
 const MEMORY_KEEP_RESIDENT: usize = 64 << 20;
 const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 
-/// Builds the engine, pooled if possible. The memory pool reserves, without committing, 4 GiB
+/// Builds the engine, pooled (`slots` instances) if possible. The memory pool reserves, without committing, 4 GiB
 /// of address space per slot (so bounds checks can be elided); each node run's own memory
 /// limit is enforced by its store, so one engine serves any per-node limit.
 /// Returns the engine and whether it is pooled.
-pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
+pub(super) fn new_engine(slots: Slots) -> wasmtime::Result<(Engine, bool)> {
+    let runs = slots.count();
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_CONCURRENT_RUNS)
-        .total_core_instances(MAX_CONCURRENT_RUNS * CORE_INSTANCES_PER_RUN)
-        .total_tables(MAX_CONCURRENT_RUNS * CORE_INSTANCES_PER_RUN)
-        .total_memories(MAX_CONCURRENT_RUNS * MEMORIES_PER_RUN)
-        .total_stacks(MAX_CONCURRENT_RUNS)
+    pool.total_component_instances(runs)
+        .total_core_instances(runs * CORE_INSTANCES_PER_RUN)
+        .total_tables(runs * CORE_INSTANCES_PER_RUN)
+        .total_memories(runs * MEMORIES_PER_RUN)
+        .total_stacks(runs)
         // Larger than the default 1 MiB for components with many core instances (Python).
         .max_component_instance_size(4 << 20)
         .decommit_batch_size(DECOMMIT_BATCH);
@@ -51,7 +72,7 @@ pub(super) fn new_engine() -> wasmtime::Result<(Engine, bool)> {
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => {
-            tracing::debug!(slots = MAX_CONCURRENT_RUNS, "pooling allocator enabled");
+            tracing::debug!(slots = runs, "pooling allocator enabled");
             Ok((engine, true))
         }
         Err(error) => {
@@ -74,4 +95,16 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn slots_are_at_least_one_and_at_most_a_servers() {
+        assert_eq!(Slots::new(0).count(), 1);
+        assert_eq!(Slots::new(6).count(), 6);
+        assert_eq!(Slots::new(1_000_000), Slots::SERVER);
+    }
 }
