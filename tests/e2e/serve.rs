@@ -1,12 +1,14 @@
 //! `airlock serve` over HTTP only: workflows with versions, runs with and without wait,
 //! listing, cancelling, the audit, metrics and the OpenAPI document.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::server::{ADMIN_TOKEN, Server, http};
-use crate::support::{Receiver, Reply, Scene};
+use crate::support::{Receiver, Reply, Scene, chain_workflow};
 
 fn workflow(id: &str, title: &str, hooks: &[(&str, String)]) -> Value {
     let mut nodes = vec![json!({"identifier": "trigger", "config": {
@@ -67,7 +69,7 @@ fn one_server_per_state_dir() {
     assert!(
         second
             .stderr()
-            .contains("another `airlock serve` uses this state dir")
+            .contains("another `airlock serve` or an `airlock run` is using this state dir")
             && second.stderr().contains(lock.to_str().unwrap()),
         "{}",
         second.stderr()
@@ -76,6 +78,61 @@ fn one_server_per_state_dir() {
     drop(server);
     let again = start(&scene, &[]);
     assert_eq!(again.admin("GET", "/v1/workflows", None).status, 200);
+}
+
+#[test]
+fn a_one_shot_run_never_shares_a_state_dir_with_a_server() {
+    let scene = Scene::new();
+    let asked = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&asked);
+    let receiver = Receiver::with_routes(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        // Slow enough for a server to try to start while the run waits for this answer.
+        std::thread::sleep(Duration::from_secs(2));
+        Reply::json(200, json!({"ok": true}))
+    });
+    let hook = json!({"identifier": "hook", "config": {
+        "type": "WEBHOOK", "url": format!("{}/hook", receiver.url()), "method": "POST"}});
+    let workflow = scene.write("wf.json", &chain_workflow("one-shot", vec![hook]));
+    let policy = scene.policy_allowing(&[&receiver]);
+    let run_args = ["run", workflow.to_str().unwrap(), "--policy", &policy];
+    let lock = scene.state_dir().join("serve.lock");
+    let lock = lock.to_str().unwrap();
+
+    let server = start(&scene, &[&receiver]);
+    let refused = scene.airlock(&run_args);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+    assert!(
+        refused
+            .stderr()
+            .contains("an `airlock serve` is using this state dir")
+            && refused.stderr().contains(lock),
+        "{}",
+        refused.stderr()
+    );
+    assert!(
+        !asked.load(Ordering::SeqCst),
+        "the refused run sent nothing"
+    );
+    drop(server);
+
+    let running = scene.airlock_child(&run_args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !asked.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the run never sent its request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = scene.airlock(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(second.code(), 2, "{}", second.stderr());
+    assert!(second.stderr().contains(lock), "{}", second.stderr());
+    let finished = running.wait_with_output().unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let server = start(&scene, &[&receiver]);
+    assert_eq!(server.admin("GET", "/v1/workflows", None).status, 200);
 }
 
 #[test]
@@ -267,10 +324,12 @@ fn runs_with_and_without_wait_read_like_airlock_run_json() {
     assert_eq!(finished["nodeRuns"][1]["identifier"], first["identifier"]);
     assert_eq!(finished["nodeRuns"][1]["status"], "COMPLETED");
 
-    // The same shape as `airlock run --json`.
+    // The same shape as `airlock run --json` (on a state dir of its own: the server holds its).
     let file = scene.write("deploy.json", &wf.to_string());
     let cli = scene.airlock(&[
         "run",
+        "--state-dir",
+        scene.path("one-shot").to_str().unwrap(),
         file.to_str().unwrap(),
         "--policy",
         scene.path("airlock.toml").to_str().unwrap(),
@@ -304,8 +363,8 @@ fn runs_with_and_without_wait_read_like_airlock_run_json() {
         "/v1/workflows/runs?workflowIdentifier=deploy&status=COMPLETED",
         None,
     );
-    // The CLI run shares the state dir and the store.
-    assert_eq!(listed.body["workflowRuns"].as_array().unwrap().len(), 3);
+    // The server's two runs; the CLI run is in its own state dir.
+    assert_eq!(listed.body["workflowRuns"].as_array().unwrap().len(), 2);
     for query in ["status=DONE", "limit=0", "limit=x", "offset=-1"] {
         let answer = server.admin("GET", &format!("/v1/workflows/runs?{query}"), None);
         assert_eq!(answer.status, 400, "{query}: {answer:?}");
@@ -348,7 +407,7 @@ fn runs_with_and_without_wait_read_like_airlock_run_json() {
     assert!(
         metrics
             .text
-            .contains("airlock_egress_decisions_total{decision=\"allow\"} 3"),
+            .contains("airlock_egress_decisions_total{decision=\"allow\"} 2"),
         "{}",
         metrics.text
     );

@@ -12,7 +12,7 @@ use super::setup;
 use super::{Exit, failed, inputs, invalid, print};
 use crate::api::{AdminToken, Api};
 use crate::conductor::{Conductor, Unobserved};
-use crate::engine::{self, NodeManifest, Runtime, StateDir, WorkflowRun};
+use crate::engine::{self, Claimant, NodeManifest, Runtime, StateDir, WorkflowRun};
 use crate::sandbox::Slots;
 use crate::store::{RunFilter, SqliteStore, Store as _};
 use crate::workflow::{Node, Workflow};
@@ -49,6 +49,8 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     engine::check_defined(&workflow, |name| secrets.contains(name), &origin).map_err(invalid)?;
 
     let state = StateDir::new(&args.target.state_dir);
+    // Held until the run is stored: a server must not start on this state dir meanwhile.
+    let _claim = setup::claim(&state, Claimant::OneShotRun)?;
     // One run never has more node runs at once than its workflow has nodes.
     let slots = Slots::new(workflow.nodes.len());
     let mut runtime = setup::runtime(&state, policy, secrets, slots)?;

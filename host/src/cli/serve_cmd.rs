@@ -9,7 +9,7 @@ use super::args::ServeArgs;
 use super::{Exit, failed, invalid, setup};
 use crate::api::{AdminToken, Api, Metrics, TokenSource};
 use crate::conductor::{Conductor, Recovered};
-use crate::engine::{self, RuntimeError, StateDir};
+use crate::engine::{self, Claimant, StateDir};
 use crate::sandbox::Slots;
 use crate::secrets::{KeySource, PlatformKey};
 use crate::store::SqliteStore;
@@ -19,10 +19,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<u8, Exit> {
     let secrets = setup::load_secrets(args.secrets.as_deref())?;
     let manifests = engine::load_dirs(&args.nodes).map_err(invalid)?;
     let state = StateDir::new(&args.state_dir);
-    let claim = state.claim_for_serve().map_err(|e| match e {
-        RuntimeError::Claimed { .. } => invalid(e),
-        other => failed(other),
-    })?;
+    let claim = setup::claim(&state, Claimant::Server)?;
     // Held until the process exits: run tasks may go on until the runtime is dropped, after
     // this function has returned.
     std::mem::forget(claim);

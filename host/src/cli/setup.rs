@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{Exit, failed, invalid};
 use crate::config::PolicyFile;
-use crate::engine::{Runtime, StateDir};
+use crate::engine::{Claimant, Runtime, RuntimeError, StateDir};
 use crate::sandbox::Slots;
 use crate::secrets::SecretStore;
 
@@ -18,6 +18,15 @@ pub(crate) fn load_policy(path: Option<&Path>) -> Result<PolicyFile, Exit> {
 
 pub(crate) fn load_secrets(path: Option<&Path>) -> Result<SecretStore, Exit> {
     SecretStore::load(path, std::env::vars()).map_err(invalid)
+}
+
+/// Claims the state dir (see [`StateDir::claim`]) while the returned file is open. Held by
+/// another process, it is the user's to fix (exit 2); a lock that fails otherwise is not.
+pub(crate) fn claim(state: &StateDir, by: Claimant) -> Result<std::fs::File, Exit> {
+    state.claim(by).map_err(|error| match error {
+        RuntimeError::Claimed { .. } => invalid(error),
+        other => failed(other),
+    })
 }
 
 /// Builds the process-wide runtime: sandbox (compiles or loads the built-in nodes), gate, audit.

@@ -22,7 +22,7 @@ pub use journal::{Committed, ExpectedCallback, NoJournal, RunJournal};
 pub use manifest::{MANIFEST_FILE, load_dirs};
 pub use registry::{NodeRegistry, RegisteredNode, RegistryError};
 pub use run::{NodeRun, RunResult, RunStatus, WorkflowRun, new_run};
-pub use runtime::{RuntimeError, StateDir, check_custom_nodes};
+pub use runtime::{Claimant, RuntimeError, StateDir, check_custom_nodes};
 pub use secret_refs::{
     SecretRefError, SecretRefErrors, check_allowed, check_defined, check_manifests,
 };

@@ -28,10 +28,12 @@ impl StateDir {
         self.0.join("cache")
     }
 
-    /// Claims the state dir for one `airlock serve`, for as long as the returned file is open:
-    /// two would both resume the same runs after a restart and each trust its own view of the
-    /// stored workflows.
-    pub fn claim_for_serve(&self) -> Result<std::fs::File, RuntimeError> {
+    /// Claims the state dir (`serve.lock`) for as long as the returned file is open. A server
+    /// needs it to itself: two servers would both resume the same runs after a restart and each
+    /// trust its own view of the stored workflows, and a server starting beside a one-shot run
+    /// would take that run, still going, for one cut off by a crash and resume it. One-shot runs
+    /// may share a state dir with each other.
+    pub fn claim(&self, by: Claimant) -> Result<std::fs::File, RuntimeError> {
         std::fs::create_dir_all(&self.0).map_err(|source| RuntimeError::StateDir {
             path: self.0.display().to_string(),
             source,
@@ -47,12 +49,38 @@ impl StateDir {
             .write(true)
             .open(&path)
             .map_err(failed)?;
-        match file.try_lock() {
+        let locked = match by {
+            Claimant::Server => file.try_lock(),
+            Claimant::OneShotRun => file.try_lock_shared(),
+        };
+        match locked {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::Claimed {
                 path: path.display().to_string(),
+                by,
             }),
             Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+        }
+    }
+}
+
+/// Who claims a state dir: see [`StateDir::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    Server,
+    OneShotRun,
+}
+
+impl Claimant {
+    /// Why the claim was refused: who holds the state dir, and what to do.
+    fn refusal(self) -> &'static str {
+        match self {
+            Claimant::Server => {
+                "another `airlock serve` or an `airlock run` is using this state dir; a server needs it to itself"
+            }
+            Claimant::OneShotRun => {
+                "an `airlock serve` is using this state dir; give this run its own (--state-dir), or start it through the server's API"
+            }
         }
     }
 }
@@ -64,11 +92,9 @@ pub enum RuntimeError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "another `airlock serve` uses this state dir (it holds {path}): one server per state dir"
-    )]
-    Claimed { path: String },
-    #[error("locking {path} for this server: {source}")]
+    #[error("{path} is held: {}", by.refusal())]
+    Claimed { path: String, by: Claimant },
+    #[error("locking {path}: {source}")]
     Claim {
         path: String,
         source: std::io::Error,

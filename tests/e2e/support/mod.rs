@@ -92,6 +92,15 @@ impl Scene {
         Run(self.command(args).output().unwrap())
     }
 
+    /// Starts `airlock ARGS` with this scene's state dir, its output captured, without waiting.
+    pub fn airlock_child(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// [`Scene::airlock`], also returning the process's peak resident memory in bytes, as last
     /// seen (`VmHWM`, sampled every 10 ms while it runs).
     pub fn airlock_peak_rss(&self, args: &[&str]) -> (Run, u64) {
