@@ -51,8 +51,8 @@ pub(crate) async fn execute(args: RunArgs) -> Result<(WorkflowRun, u8), Exit> {
     let state = StateDir::new(&args.target.state_dir);
     // Held until the run is stored: a server must not start on this state dir meanwhile.
     let _claim = setup::claim(&state, Claimant::OneShotRun)?;
-    // One run never has more node runs at once than its workflow has nodes.
-    let slots = Slots::new(workflow.nodes.len());
+    // A run walks one path, one node run at a time (engine::execute).
+    let slots = Slots::new(1);
     let mut runtime = setup::runtime(&state, policy, secrets, slots)?;
     runtime.add_custom_nodes(manifests).map_err(invalid)?;
     let store = SqliteStore::open(&state.runs()).map_err(failed)?;

@@ -168,7 +168,7 @@ mod tests {
         });
         assert_eq!(
             error.to_string(),
-            "n/x.wasm: not a WebAssembly component: bad magic number - expected=[ 0x0, 0x61, ] actual=[ 0x75, ]"
+            "n/x.wasm: not a WebAssembly component this host can run: bad magic number - expected=[ 0x0, 0x61, ] actual=[ 0x75, ]"
         );
     }
 }

@@ -31,8 +31,8 @@ impl StateDir {
     /// Claims the state dir (`serve.lock`) for as long as the returned file is open. A server
     /// needs it to itself: two servers would both resume the same runs after a restart and each
     /// trust its own view of the stored workflows, and a server starting beside a one-shot run
-    /// would take that run, still going, for one cut off by a crash and resume it. One-shot runs
-    /// may share a state dir with each other.
+    /// would take that run, still going, for one cut off by a crash (time out the callbacks it
+    /// waits for, write to it). One-shot runs may share a state dir with each other.
     pub fn claim(&self, by: Claimant) -> Result<std::fs::File, RuntimeError> {
         std::fs::create_dir_all(&self.0).map_err(|source| RuntimeError::StateDir {
             path: self.0.display().to_string(),

@@ -41,7 +41,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("{what}: not a WebAssembly component: {reason}")]
+    #[error("{what}: not a WebAssembly component this host can run: {reason}")]
     NotAComponent { what: String, reason: String },
     #[error("{what}: does not implement the airlock:node/action-node world: {reason}")]
     WrongWorld { what: String, reason: String },
@@ -61,9 +61,9 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<NodeState>,
     cache: cache::CompileCache,
-    /// With the pooling allocator, one permit per instance slot: a run beyond the pool's
-    /// capacity waits for a slot rather than failing to instantiate.
-    slots: Option<Semaphore>,
+    /// One permit per instance slot: a node run beyond the pool's capacity waits for a slot
+    /// rather than failing to instantiate (and without the pool, as many hold an instance).
+    slots: Semaphore,
 }
 
 /// A loaded node component, ready to instantiate cheaply for each node run.
@@ -101,7 +101,7 @@ impl Sandbox {
     /// `cache_dir` holds compiled components (files this host wrote, keyed by content digest
     /// and engine compatibility hash); `slots` is how many node runs may hold an instance at once.
     pub fn new(cache_dir: &Path, slots: Slots) -> Result<Sandbox, SandboxError> {
-        let (engine, pooled) = pool::new_engine(slots).map_err(SandboxError::Engine)?;
+        let engine = pool::new_engine(slots).map_err(SandboxError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(SandboxError::Engine)?;
         // A node's standard HTTP client (wasi:http) is served by the egress gate too.
@@ -114,7 +114,7 @@ impl Sandbox {
             engine,
             linker,
             cache,
-            slots: pooled.then(|| Semaphore::new(slots.count() as usize)),
+            slots: Semaphore::new(slots.count() as usize),
         })
     }
 
@@ -161,10 +161,7 @@ impl Sandbox {
             node: call.node,
         };
         // Never closed, so acquiring cannot fail; the permit is held until the store is gone.
-        let _slot = match &self.slots {
-            Some(slots) => slots.acquire().await.ok(),
-            None => None,
-        };
+        let _slot = self.slots.acquire().await;
         let state = NodeState::new(gate, call.caller, limits.clone());
         let clock = Arc::clone(&state.cpu);
         let mut store = Store::new(&self.engine, state);

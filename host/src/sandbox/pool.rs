@@ -26,9 +26,15 @@ impl Slots {
     }
 }
 
-/// Per component instance: a Rust component has about four core instances (its module and
-/// wit-component's shims), other toolchains link more.
-const CORE_INSTANCES_PER_RUN: u32 = 8;
+/// Per node run: core instances are only counted (not pooled), so this is generous. A Rust or C
+/// component instantiates 3–4 core modules (its module and wit-component's shims), a
+/// componentize-js one 4, a componentize-py one 14 (libc, libpython and its runtime linked as
+/// dynamic libraries). With few slots (a one-shot run has one) an average would not do:
+/// every node run at once may be Python.
+const CORE_INSTANCES_PER_RUN: u32 = 32;
+/// Tables and memories are pooled (address space reserved per slot). Each of the components
+/// above defines at most 2 tables and 1 memory.
+const TABLES_PER_RUN: u32 = 8;
 const MEMORIES_PER_RUN: u32 = 2;
 /// Freed slots are decommitted (madvise) this many at a time: each madvise flushes TLBs
 /// across cores, which showed up as ~10% of CPU at high run rates. Batching took one-webhook
@@ -48,17 +54,21 @@ const DECOMMIT_BATCH: usize = 32;
 const MEMORY_KEEP_RESIDENT: usize = 64 << 20;
 const TABLE_KEEP_RESIDENT: usize = 1 << 20;
 
-/// Builds the engine, pooled (`slots` instances) if possible. The memory pool reserves, without committing, 4 GiB
-/// of address space per slot (so bounds checks can be elided); each node run's own memory
-/// limit is enforced by its store, so one engine serves any per-node limit.
-/// Returns the engine and whether it is pooled.
-pub(super) fn new_engine(slots: Slots) -> wasmtime::Result<(Engine, bool)> {
+/// Builds the engine, pooled (`slots` instances) if possible. The memory pool reserves, without
+/// committing, 4 GiB of address space per slot (so bounds checks can be elided); each node
+/// run's own memory limit is enforced by its store, so one engine serves any per-node limit.
+pub(super) fn new_engine(slots: Slots) -> wasmtime::Result<Engine> {
     let runs = slots.count();
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(runs)
         .total_core_instances(runs * CORE_INSTANCES_PER_RUN)
-        .total_tables(runs * CORE_INSTANCES_PER_RUN)
+        .total_tables(runs * TABLES_PER_RUN)
         .total_memories(runs * MEMORIES_PER_RUN)
+        // A component that needs more than one node run's share is refused when it is loaded
+        // (naming the limit), not when a run fails to instantiate it.
+        .max_core_instances_per_component(CORE_INSTANCES_PER_RUN)
+        .max_tables_per_component(TABLES_PER_RUN)
+        .max_memories_per_component(MEMORIES_PER_RUN)
         .total_stacks(runs)
         // Larger than the default 1 MiB for components with many core instances (Python).
         .max_component_instance_size(4 << 20)
@@ -73,14 +83,14 @@ pub(super) fn new_engine(slots: Slots) -> wasmtime::Result<(Engine, bool)> {
     match Engine::new(&config) {
         Ok(engine) => {
             tracing::debug!(slots = runs, "pooling allocator enabled");
-            Ok((engine, true))
+            Ok(engine)
         }
         Err(error) => {
             tracing::info!(
                 error = %format!("{error:#}"),
                 "the pooling allocator is not available here; allocating instances on demand"
             );
-            Ok((Engine::new(&base_config())?, false))
+            Engine::new(&base_config())
         }
     }
 }
@@ -100,6 +110,37 @@ fn base_config() -> Config {
 #[cfg(test)]
 mod tests {
     use super::Slots;
+    use crate::sandbox::{Sandbox, SandboxError};
+
+    /// A component instantiating a module that defines one memory `instances` times.
+    fn component_with_memories(instances: usize) -> Vec<u8> {
+        let instantiate = "(core instance (instantiate $m))".repeat(instances);
+        wat::parse_str(format!(
+            "(component (core module $m (memory 1)) {instantiate})"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_component_needing_more_than_one_node_runs_share_is_refused_at_load() {
+        let cache = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(cache.path(), Slots::new(4)).unwrap();
+        match sandbox.load("big.wasm", &component_with_memories(3)) {
+            Err(SandboxError::NotAComponent { reason, .. }) => assert!(
+                reason
+                    .contains("3 Wasm linear memories, which exceeds the configured maximum of 2"),
+                "{reason}"
+            ),
+            other => panic!("{:?}", other.err()),
+        }
+        // Within the share, it is refused only for not being an action node.
+        let fits = sandbox.load("fits.wasm", &component_with_memories(2));
+        assert!(
+            matches!(fits, Err(SandboxError::WrongWorld { .. })),
+            "{:?}",
+            fits.err()
+        );
+    }
 
     #[test]
     fn slots_are_at_least_one_and_at_most_a_servers() {
