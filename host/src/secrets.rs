@@ -184,9 +184,16 @@ impl SecretStore {
             return Cow::Borrowed(bytes);
         }
         let mut out = Vec::with_capacity(bytes.len());
+        // `at`: how far the text is copied or covered. An echo overlapping the last one covers
+        // the rest of its own span with its label; one inside it adds nothing.
         let mut at = 0;
         for m in found {
-            out.extend_from_slice(&bytes[at..m.start]);
+            if m.end <= at {
+                continue;
+            }
+            if m.start > at {
+                out.extend_from_slice(&bytes[at..m.start]);
+            }
             out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
             at = m.end;
         }

@@ -113,20 +113,23 @@ impl Echoes {
         }
     }
 
-    /// Every echo in `bytes`, leftmost first, not overlapping.
+    /// Every echo in `bytes`, in the order they start: at each place where echoes start, the
+    /// longest value's. Echoes may overlap: the search goes on from just after each one's
+    /// start, so a value whose echo begins inside another's is found too, not hidden by it
+    /// (two values sharing a middle part would otherwise leave the second one's tail in clear).
     pub(super) fn find_iter<'a>(&'a self, bytes: &'a [u8]) -> impl Iterator<Item = Match> + 'a {
-        self.pattern
-            .iter()
-            .flat_map(move |pattern| pattern.captures_iter(bytes))
-            .filter_map(|captures| {
-                let whole = captures.get(0)?;
-                let group = (1..captures.len()).find(|&g| captures.get(g).is_some())?;
-                Some(Match {
-                    start: whole.start(),
-                    end: whole.end(),
-                    secret: self.group_secret[group - 1],
-                })
+        let mut from = 0;
+        std::iter::from_fn(move || {
+            let captures = self.pattern.as_ref()?.captures_at(bytes, from)?;
+            let whole = captures.get(0)?;
+            from = whole.start() + 1;
+            let group = (1..captures.len()).find(|&g| captures.get(g).is_some())?;
+            Some(Match {
+                start: whole.start(),
+                end: whole.end(),
+                secret: self.group_secret[group - 1],
             })
+        })
     }
 
     pub(super) fn is_match(&self, bytes: &[u8]) -> bool {

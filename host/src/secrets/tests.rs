@@ -255,6 +255,34 @@ fn redact_prefers_longest_and_skips_short_values() {
     ));
 }
 
+#[test]
+fn overlapping_values_are_both_redacted_and_both_found() {
+    let store = store(&[("first", "abcdefgh"), ("second", "efghijkl")]);
+    let text = "x abcdefghijkl y";
+    let redacted = store.redact_str(text);
+    assert_eq!(redacted, "x [secret:first][secret:second] y");
+    for tail in ["ijkl", "efgh"] {
+        assert!(
+            !redacted.contains(tail),
+            "{tail} of a value is left: {redacted}"
+        );
+    }
+    assert_eq!(store.values_in(text.as_bytes()), ["first", "second"]);
+    // A value inside another's echo is covered by it; the request still carries it.
+    let nested = store_nested();
+    assert_eq!(nested.redact_str("abcdefgh"), "[secret:outer]");
+    assert_eq!(nested.values_in(b"abcdefgh"), ["inner", "outer"]);
+    // Echoes one after another, and one overlapping two.
+    assert_eq!(
+        store.redact_str("abcdefgh efghijkl abcdefghijklabcdefgh"),
+        "[secret:first] [secret:second] [secret:first][secret:second][secret:first]"
+    );
+}
+
+fn store_nested() -> Arc<SecretStore> {
+    store(&[("outer", "abcdefgh"), ("inner", "cdef")])
+}
+
 fn handle_of(bindings: &Bindings, name: &str) -> String {
     bindings.context_object()[name]
         .as_str()
