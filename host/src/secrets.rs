@@ -185,17 +185,21 @@ impl SecretStore {
         }
         let mut out = Vec::with_capacity(bytes.len());
         // `at`: how far the text is copied or covered. An echo overlapping the last one covers
-        // the rest of its own span with its label; one inside it adds nothing.
+        // the rest of its own span, under its label unless it is of the same secret (a value
+        // that overlaps itself, `aaaa` in `aaaaaa`, gets one label); one inside it adds nothing.
         let mut at = 0;
+        let mut last = None;
         for m in found {
             if m.end <= at {
                 continue;
             }
-            if m.start > at {
+            if m.start >= at {
                 out.extend_from_slice(&bytes[at..m.start]);
             }
-            out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
-            at = m.end;
+            if m.start >= at || last != Some(m.secret) {
+                out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
+            }
+            (at, last) = (m.end, Some(m.secret));
         }
         out.extend_from_slice(&bytes[at..]);
         Cow::Owned(out)

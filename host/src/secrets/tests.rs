@@ -257,9 +257,9 @@ fn redact_prefers_longest_and_skips_short_values() {
 
 #[test]
 fn overlapping_values_are_both_redacted_and_both_found() {
-    let store = store(&[("first", "abcdefgh"), ("second", "efghijkl")]);
+    let pair = store(&[("first", "abcdefgh"), ("second", "efghijkl")]);
     let text = "x abcdefghijkl y";
-    let redacted = store.redact_str(text);
+    let redacted = pair.redact_str(text);
     assert_eq!(redacted, "x [secret:first][secret:second] y");
     for tail in ["ijkl", "efgh"] {
         assert!(
@@ -267,20 +267,23 @@ fn overlapping_values_are_both_redacted_and_both_found() {
             "{tail} of a value is left: {redacted}"
         );
     }
-    assert_eq!(store.values_in(text.as_bytes()), ["first", "second"]);
+    assert_eq!(pair.values_in(text.as_bytes()), ["first", "second"]);
     // A value inside another's echo is covered by it; the request still carries it.
-    let nested = store_nested();
+    let nested = store(&[("outer", "abcdefgh"), ("inner", "cdef")]);
     assert_eq!(nested.redact_str("abcdefgh"), "[secret:outer]");
     assert_eq!(nested.values_in(b"abcdefgh"), ["inner", "outer"]);
+    // Echoes side by side get a label each; a value overlapping itself, one.
+    assert_eq!(
+        pair.redact_str("x abcdefghabcdefgh"),
+        "x [secret:first][secret:first]"
+    );
+    let repeating = store(&[("a", "aaaa")]);
+    assert_eq!(repeating.redact_str("<aaaaaaa>"), "<[secret:a]>");
     // Echoes one after another, and one overlapping two.
     assert_eq!(
-        store.redact_str("abcdefgh efghijkl abcdefghijklabcdefgh"),
+        pair.redact_str("abcdefgh efghijkl abcdefghijklabcdefgh"),
         "[secret:first] [secret:second] [secret:first][secret:second][secret:first]"
     );
-}
-
-fn store_nested() -> Arc<SecretStore> {
-    store(&[("outer", "abcdefgh"), ("inner", "cdef")])
 }
 
 fn handle_of(bindings: &Bindings, name: &str) -> String {
