@@ -204,7 +204,8 @@ impl Gate {
 
 /// The audit record of one attempt. Requests refused or never sent are denies; the rule is the
 /// one that decided, or the refusal itself when no rule did. The URL is kept as the node wrote
-/// it and as it was (or would have been) reached, both masked.
+/// it and as it was (or would have been) reached. Every field made from the request (method,
+/// URLs, host, and the rule and error, which quote the host or origin) is masked.
 fn attempt_record(
     who: &Who,
     raw_url: &str,
@@ -244,13 +245,13 @@ fn attempt_record(
         host: reached.host.as_deref().map(mask),
         resolved_ip: facts.resolved_ip,
         decision,
-        rule: facts.rule,
+        rule: facts.rule.as_deref().map(mask),
         secrets: facts.secrets,
         status: facts.status,
         bytes_sent: facts.bytes_sent,
         bytes_received: facts.bytes_received,
         duration_ms,
-        error: error.map(ToString::to_string),
+        error: error.map(|error| mask(&error.to_string())),
         prev: String::new(),
         hash: String::new(),
     }

@@ -124,11 +124,16 @@ struct Setup {
 
 impl Setup {
     fn new(policy: &str, limits: GateLimits) -> Setup {
+        Setup::with_secret(policy, limits, SECRET)
+    }
+
+    /// Secret `api-token` holds `value`.
+    fn with_secret(policy: &str, limits: GateLimits, value: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let audit_path = dir.path().join("audit.jsonl");
         let audit = Arc::new(AuditLog::open(&audit_path).expect("audit log"));
         let policy = Arc::new(Policy::from_toml(policy).expect("valid policy"));
-        let env = [("AIRLOCK_SECRET_API_TOKEN".to_string(), SECRET.to_string())];
+        let env = [("AIRLOCK_SECRET_API_TOKEN".to_string(), value.to_string())];
         let store = Arc::new(SecretStore::load(None, env).expect("secrets"));
         let bindings = Bindings::new(store);
         let handle = bindings.context_object()["api-token"]
@@ -828,6 +833,30 @@ async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
         assert!(!record.url.contains(SECRET), "{}", record.url);
     }
     assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_value_in_a_refused_host_is_redacted_from_every_field_of_its_audit_record() {
+    // A host name is lowercase; so is this value, which a node got hold of somehow.
+    let value = "leaked-token-0123";
+    let policy = "[egress]\ndefault = \"deny\"\nallow = [\"http://*.example.com\"]\n\
+                  [secrets.api-token]\nhosts = [\"api.example.com\"]";
+    let setup = Setup::with_secret(policy, GateLimits::default(), value);
+    let err = setup
+        .get(&format!("http://{value}.example.com/"))
+        .await
+        .expect_err("carried out of scope");
+    assert!(
+        matches!(err, EgressError::Denied(Denial::CarriedValue { .. })),
+        "{err}"
+    );
+    let record = setup.only_record();
+    let text = serde_json::to_string(&record).unwrap();
+    assert!(!text.contains(value), "{text}");
+    for field in [&record.rule, &record.error, &record.host] {
+        let field = field.as_deref().unwrap_or_default();
+        assert!(field.contains("[secret:api-token]"), "{text}");
+    }
 }
 
 #[tokio::test]
