@@ -223,13 +223,14 @@ fn literal_forms(value: &str) -> Vec<Zeroizing<String>> {
         .collect()
 }
 
-/// `(?:…)` matching `c` in any of the ways encoders write it.
+/// `(?:…)` matching `c` in any of the ways encoders write it. The character itself comes last:
+/// the first alternative that matches wins, and `&`, `%` and `\\` begin their own escapes, so
+/// a value ending in one, echoed escaped, would otherwise be matched short of its end and
+/// leave the rest of the escape (`amp;`, `25`) in clear, telling its last character.
 fn push_char_forms(c: char, out: &mut String) {
     let code = c as u32;
     out.push_str("(?:");
-    out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
     // Percent-encoding of each UTF-8 byte.
-    out.push('|');
     for byte in c.encode_utf8(&mut [0; 4]).bytes() {
         out.push('%');
         push_hex(u32::from(byte), 2, out);
@@ -256,6 +257,8 @@ fn push_char_forms(c: char, out: &mut String) {
         out.push('|');
         out.push_str(extra);
     }
+    out.push('|');
+    out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
     out.push(')');
 }
 

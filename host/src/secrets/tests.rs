@@ -256,6 +256,21 @@ fn redact_prefers_longest_and_skips_short_values() {
 }
 
 #[test]
+fn a_value_ending_in_the_start_of_an_escape_is_redacted_to_the_escapes_end() {
+    let store = store(&[("amp", "token&"), ("pct", "tok2%"), ("bs", "tok3\\")]);
+    for (echo, label) in [
+        ("token&amp;", "[secret:amp]"),
+        ("token&#38;", "[secret:amp]"),
+        ("token\\u0026", "[secret:amp]"),
+        ("tok2%25", "[secret:pct]"),
+        ("tok3\\\\", "[secret:bs]"),
+        ("tok3\\x5c", "[secret:bs]"),
+    ] {
+        assert_eq!(store.redact_str(&format!("<{echo}>")), format!("<{label}>"));
+    }
+}
+
+#[test]
 fn overlapping_values_are_both_redacted_and_both_found() {
     let pair = store(&[("first", "abcdefgh"), ("second", "efghijkl")]);
     let text = "x abcdefghijkl y";
