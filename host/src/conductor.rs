@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,6 +23,7 @@ use crate::engine::{
 };
 use crate::secrets::token_sha256;
 use crate::store::{Store, StoreError, WorkflowRecord};
+use crate::sync::lock;
 use crate::time::unix_ms;
 use crate::workflow::{Workflow, WorkflowError};
 
@@ -76,12 +77,6 @@ struct LiveRun {
     abort: AbortHandle,
     /// A callback completed a node run of this run while it was being driven.
     poked: bool,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Conductor {

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod sandbox;
 pub mod secrets;
 pub mod store;
+mod sync;
 pub mod template;
 pub mod time;
 pub mod workflow;

@@ -12,8 +12,9 @@ use axum::response::Response;
 
 use super::Api;
 use crate::audit::{AuditRecord, Decision};
-use crate::conductor::{RunObserver, lock};
+use crate::conductor::RunObserver;
 use crate::engine::{NodeRun, RunResult, WorkflowRun};
+use crate::sync::lock;
 
 /// Upper bounds (seconds) of the request latency histogram.
 const BUCKETS: &[f64] = &[

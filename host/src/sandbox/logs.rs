@@ -1,9 +1,11 @@
 //! A node run's log: the lines the node writes through the `log` import, and the host's notes on
 //! requests its standard HTTP client could not make (wasi:http error codes carry no reason).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+
+use crate::sync::lock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -31,13 +33,10 @@ pub(super) struct NodeLog {
 
 impl NodeLog {
     pub(super) fn push(&self, level: LogLevel, message: String) {
-        self.lines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(LogLine { level, message });
+        lock(&self.lines).push(LogLine { level, message });
     }
 
     pub(super) fn take(&self) -> Vec<LogLine> {
-        std::mem::take(&mut *self.lines.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *lock(&self.lines))
     }
 }

@@ -139,7 +139,7 @@ fn write_groups(db: &Mutex<Connection>, changes: &mpsc::Receiver<Box<dyn Change>
         gather(changes, &mut group, gather_deadline(last_group));
         last_group = group.len();
         let committed = {
-            let mut db = super::sqlite::lock(db);
+            let mut db = crate::sync::lock(db);
             commit_group(&mut db, &mut group).map_err(|e| e.to_string())
         };
         for change in group {

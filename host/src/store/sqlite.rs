@@ -14,6 +14,7 @@ use super::{RunFilter, Store, StoreError, WaitingCallback, WorkflowRecord};
 use crate::engine::{
     Committed, ExpectedCallback, NodeRun, RunJournal, RunResult, RunStatus, WorkflowRun,
 };
+use crate::sync::lock;
 use crate::time::now;
 
 /// Every statement this store runs fits: each is parsed once per connection, then reused (the
@@ -59,12 +60,6 @@ pub struct SqliteStore {
     /// A run's start looks its workflow up; from the database that was ~3% of `serve`'s CPU.
     latest: Mutex<HashMap<String, u32>>,
     journal: GroupCommit,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A read-only connection to the (migrated) database at `path`. Its page cache stays small:
