@@ -516,18 +516,23 @@ impl Bindings {
 
     /// What a response passes through before the node sees it: every echo of a loaded secret
     /// (`SecretStore::redact`) and every occurrence of a value made for this node run (a
-    /// callback token, the run token) becomes `[secret:NAME]`.
+    /// callback token, the run token), in any letter case and in the forms of
+    /// `echo::own_value_forms` (base64 included), becomes `[secret:NAME]`.
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let mut redacted = self.store.redact(bytes);
         for own in self.own_values() {
-            let value = own.value.expose_secret().as_bytes();
-            let replaced =
-                match replace_ascii_case_insensitive(&redacted, value, own.label.as_bytes()) {
+            for form in echo::own_value_forms(own.value.expose_secret()) {
+                let replaced = match replace_ascii_case_insensitive(
+                    &redacted,
+                    form.as_bytes(),
+                    own.label.as_bytes(),
+                ) {
                     Cow::Owned(replaced) => Some(replaced),
                     Cow::Borrowed(_) => None,
                 };
-            if let Some(replaced) = replaced {
-                redacted = Cow::Owned(replaced);
+                if let Some(replaced) = replaced {
+                    redacted = Cow::Owned(replaced);
+                }
             }
         }
         redacted

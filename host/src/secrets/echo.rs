@@ -211,6 +211,18 @@ fn received_variants(value: &str) -> Vec<Zeroizing<String>> {
     variants
 }
 
+/// The forms in which a value made for one node run (a random token) may come back: as is,
+/// percent-encoded, JSON-escaped, and base64-encoded whole or inside a longer blob. Longest
+/// first, so that a whole form is replaced before a part of it could be.
+pub(super) fn own_value_forms(value: &str) -> Vec<Zeroizing<String>> {
+    let mut forms = literal_forms(value);
+    forms.extend(base64_forms(value.as_bytes()));
+    forms.retain(|form| form.len() >= MIN_ECHO_LEN);
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
+}
+
 /// Whole-value forms of a value too long to match character by character.
 fn literal_forms(value: &str) -> Vec<Zeroizing<String>> {
     let mut percent = Zeroizing::new(Vec::with_capacity(value.len() * 3));

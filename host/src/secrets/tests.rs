@@ -502,6 +502,34 @@ fn a_bound_token_is_revealed_only_at_its_handle_and_scrubbed_like_a_secret() {
 }
 
 #[test]
+fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
+    let mut bindings = Bindings::new(store(&[]));
+    let token = bindings.bind_token("airlock-callback-token");
+    let revealed = bindings
+        .reveal(token.handle.as_bytes(), Encoding::Raw)
+        .expect("reveal");
+    let value = String::from_utf8(revealed.to_vec()).unwrap();
+    let label = "[secret:airlock-callback-token]";
+    for echo in [
+        STANDARD.encode(&value),
+        URL_SAFE_NO_PAD.encode(&value),
+        format!("Basic {}", STANDARD.encode(format!("us:{value}"))),
+        format!(
+            "{{\"echo\": \"{}\"}}",
+            URL_SAFE.encode(format!("{value}\n"))
+        ),
+    ] {
+        let redacted = bindings.redact_str(&echo);
+        assert!(redacted.contains(label), "{echo} -> {redacted}");
+        // Around the label, at most the other part of a blob and a few mixed characters.
+        assert!(
+            redacted.len() <= "Basic ".len() + 9 + label.len(),
+            "{redacted}"
+        );
+    }
+}
+
+#[test]
 fn a_run_token_is_derived_from_the_kept_key_verified_and_masked() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("temp dir");
