@@ -315,7 +315,27 @@ enum Held {
     Loaded(usize),
     /// A value made for one node run only (an async webhook's callback token, the run token's
     /// MAC).
-    Own(Arc<Secret>),
+    Own(Arc<OwnValue>),
+}
+
+/// A value made for one node run, with the forms a response may echo it in (made once, when it
+/// is bound: responses are redacted header by header).
+struct OwnValue {
+    secret: Secret,
+    echo_forms: Vec<Zeroizing<String>>,
+}
+
+impl Held {
+    fn own(name: &str, value: &str) -> Held {
+        Held::Own(Arc::new(OwnValue {
+            secret: Secret {
+                name: name.to_owned(),
+                value: SecretString::from(value),
+                label: format!("[secret:{name}]"),
+            },
+            echo_forms: echo::own_value_forms(value),
+        }))
+    }
 }
 
 /// A callback token bound in one node run: the handle its request carries (the gate swaps it for
@@ -376,11 +396,7 @@ impl Bindings {
         let sha256 = token_sha256(&token);
         let handle = new_handle();
         self.bound.push(Binding {
-            secret: Held::Own(Arc::new(Secret {
-                name: name.to_owned(),
-                value: SecretString::from(token.as_str()),
-                label: format!("[secret:{name}]"),
-            })),
+            secret: Held::own(name, &token),
             handle: handle.clone(),
             usable: true,
         });
@@ -393,11 +409,7 @@ impl Bindings {
     pub fn bind_run_token(&mut self, key: &PlatformKey, run: &str) {
         let mac = key.run_mac(run);
         self.bound.push(Binding {
-            secret: Held::Own(Arc::new(Secret {
-                name: PLATFORM_TOKEN_SECRET.to_owned(),
-                value: SecretString::from(mac.as_str()),
-                label: format!("[secret:{PLATFORM_TOKEN_SECRET}]"),
-            })),
+            secret: Held::own(PLATFORM_TOKEN_SECRET, &mac),
             handle: new_handle(),
             usable: false,
         });
@@ -424,7 +436,7 @@ impl Bindings {
     fn secret<'s>(&'s self, binding: &'s Binding) -> &'s Secret {
         match &binding.secret {
             Held::Loaded(index) => &self.store.secrets[*index],
-            Held::Own(secret) => secret,
+            Held::Own(own) => &own.secret,
         }
     }
 
@@ -521,11 +533,11 @@ impl Bindings {
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let mut redacted = self.store.redact(bytes);
         for own in self.own_values() {
-            for form in echo::own_value_forms(own.value.expose_secret()) {
+            for form in &own.echo_forms {
                 let replaced = match replace_ascii_case_insensitive(
                     &redacted,
                     form.as_bytes(),
-                    own.label.as_bytes(),
+                    own.secret.label.as_bytes(),
                 ) {
                     Cow::Owned(replaced) => Some(replaced),
                     Cow::Borrowed(_) => None,
@@ -543,7 +555,7 @@ impl Bindings {
         as_text(text, self.redact(text.as_bytes()))
     }
 
-    fn own_values(&self) -> impl Iterator<Item = &Secret> {
+    fn own_values(&self) -> impl Iterator<Item = &OwnValue> {
         self.bound
             .iter()
             .filter_map(|binding| match &binding.secret {
