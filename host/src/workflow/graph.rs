@@ -94,19 +94,8 @@ fn connection(
     let description = fields.string("description", problems);
     let (source, target) = (source?, target?);
 
-    let endpoint = |key: &str, id: &str, problems: &mut Problems| {
-        let found = ids.get(id).copied();
-        if found.is_none() {
-            problems.push(
-                fields.path_of(key),
-                None,
-                format!("there is no node \"{id}\""),
-            );
-        }
-        found
-    };
-    let source_index = endpoint("sourceIdentifier", source, problems);
-    let target_index = endpoint("targetIdentifier", target, problems);
+    let source_index = endpoint(&fields, "sourceIdentifier", source, ids, problems);
+    let target_index = endpoint(&fields, "targetIdentifier", target, ids, problems);
     let connection = Connection {
         source: source.to_owned(),
         target: target.to_owned(),
@@ -133,19 +122,41 @@ fn connection(
         );
     }
     outlet_rules(&fields, &connection, &drafts[source_index], problems);
-    let branch = match (&connection.outlet, connection.fallback) {
-        (Some(outlet), false) => Branch::Outlet(outlet.clone()),
-        (None, true) => Branch::Fallback,
-        // Both set was reported above; it has no single branch to compete for.
-        _ => Branch::Next,
-    };
     let edge = Edge {
         connection: i,
         source: source_index,
         target: target_index,
-        branch,
+        branch: branch_of(&connection),
     };
     Some((connection, Some(edge)))
+}
+
+fn branch_of(connection: &Connection) -> Branch {
+    match (&connection.outlet, connection.fallback) {
+        (Some(outlet), false) => Branch::Outlet(outlet.clone()),
+        (None, true) => Branch::Fallback,
+        // Both set is reported by `outlet_rules`; it has no single branch to compete for.
+        _ => Branch::Next,
+    }
+}
+
+/// The index of the node a connection names in `key`, or a problem saying there is none.
+fn endpoint(
+    fields: &Fields<'_>,
+    key: &str,
+    id: &str,
+    ids: &HashMap<&str, usize>,
+    problems: &mut Problems,
+) -> Option<usize> {
+    let found = ids.get(id).copied();
+    if found.is_none() {
+        problems.push(
+            fields.path_of(key),
+            None,
+            format!("there is no node \"{id}\""),
+        );
+    }
+    found
 }
 
 /// A connection leaves a CONDITION by exactly one of an existing outlet or the fallback, and

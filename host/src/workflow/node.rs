@@ -71,16 +71,9 @@ pub(super) fn parse(
     let name = map.get("identifier").and_then(Value::as_str);
     let fields = Fields::new(map, &path, name);
     fields.reject_unknown(NODE_KEYS, "a node", problems);
-    let id = fields.required_string("identifier", problems).filter(|id| {
-        identifier::check(
-            id,
-            &fields.path_of("identifier"),
-            name,
-            "node identifier",
-            problems,
-        )
-    });
+    let id = identifier_of(&fields, name, problems);
     let title = fields.string("title", problems);
+    // Port's fields that Airlock has no use for: only their types are checked.
     fields.string("icon", problems);
     fields.string("description", problems);
     fields.bool("verbose", problems);
@@ -92,15 +85,8 @@ pub(super) fn parse(
     let kind = config
         .as_ref()
         .and_then(|config| kind(config, custom_types, problems));
-    if let (Some(id), Some(kind)) = (id, &kind)
-        && id == TRIGGER_ALIAS
-        && !kind.is_trigger()
-    {
-        problems.push(
-            fields.path_of("identifier"),
-            name,
-            "\"trigger\" is reserved for triggers: .outputs.trigger is the trigger that fired",
-        );
+    if let (Some(id), Some(kind)) = (id, &kind) {
+        check_trigger_alias(&fields, id, kind, problems);
     }
     let variables = variables(&fields, &mut draft.references, problems);
     draft.id = id.map(str::to_owned);
@@ -131,6 +117,34 @@ pub(super) fn parse(
         })
     })();
     draft
+}
+
+/// The node's `identifier`, when it is a valid one.
+fn identifier_of<'a>(
+    fields: &Fields<'a>,
+    name: Option<&str>,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    fields.required_string("identifier", problems).filter(|id| {
+        identifier::check(
+            id,
+            &fields.path_of("identifier"),
+            name,
+            "node identifier",
+            problems,
+        )
+    })
+}
+
+/// `trigger` names the trigger that fired in templates, so only a trigger may be called so.
+fn check_trigger_alias(fields: &Fields<'_>, id: &str, kind: &NodeKind, problems: &mut Problems) {
+    if id == TRIGGER_ALIAS && !kind.is_trigger() {
+        problems.push(
+            fields.path_of("identifier"),
+            Some(id),
+            "\"trigger\" is reserved for triggers: .outputs.trigger is the trigger that fired",
+        );
+    }
 }
 
 /// The node's `config`, which must be an object.
