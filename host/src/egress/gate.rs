@@ -230,7 +230,7 @@ fn attempt_record(
     let mask = |text: &str| who.bindings.scrub(text);
     // The log keeps 2 KiB of it anyway; this bounds the work on a huge URL. The margin keeps
     // any secret value that starts within those 2 KiB whole, so it is redacted, not cut.
-    let raw_url = head(raw_url, 64 * 1024);
+    let raw_url = head(raw_url, MASKED_URL_BYTES);
     let reached = Reached::of(raw_url);
     AuditRecord {
         seq: 0,
@@ -254,6 +254,22 @@ fn attempt_record(
         error: error.map(|error| mask(&error.to_string())),
         prev: String::new(),
         hash: String::new(),
+    }
+}
+
+/// How much of a URL is masked before it is recorded or quoted: more than is ever shown, so a
+/// secret value that begins in the part shown is masked whole.
+const MASKED_URL_BYTES: usize = 64 * 1024;
+
+/// `url` as a log line may quote it: handles and secret values masked first, then cut to `max`
+/// bytes (marked `…`). Cut first, a value could be split and half of it shown.
+pub fn quoted_url(bindings: &Bindings, url: &str, max: usize) -> String {
+    let masked = bindings.scrub(head(url, MASKED_URL_BYTES));
+    let shown = head(&masked, max);
+    if shown.len() < url.len().min(masked.len()) {
+        format!("{shown}…")
+    } else {
+        shown.to_owned()
     }
 }
 

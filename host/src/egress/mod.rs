@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use address::Restriction;
 pub use check::{PolicyVerdict, check_url};
 pub use error::{ConnectionFailure, Denial, EgressError, Invalid};
-pub use gate::Gate;
+pub use gate::{Gate, quoted_url};
 pub use node_run::{BodyBudget, Flights, OverBudget, Reservation};
 pub use pattern::{Pattern, PatternError};
 pub use platform::{PLATFORM_API_RULE, PlatformApiError};

@@ -8,7 +8,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::airlock::node::{egress, log};
 use super::cpu::CpuClock;
-use super::http::{GateHooks, GatedHttp};
+use super::http::{GateHooks, GatedHttp, note_failure};
 use super::limits::{Breach, MemoryLimiter, NodeLimits};
 use super::logs::{LogLevel, NodeLog};
 use crate::egress::{Caller, Denial, EgressError, Gate, Request};
@@ -81,8 +81,8 @@ impl GatedHttp for NodeState {
         self.gate.record_unsent(&self.caller, method, url, err);
     }
 
-    fn log(&self) -> &NodeLog {
-        &self.logs
+    fn note_failure(&self, method: &str, url: &str, err: &EgressError) {
+        note_failure(&self.logs, &self.caller.bindings, method, url, err);
     }
 }
 

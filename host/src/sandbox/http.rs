@@ -22,6 +22,7 @@ use super::logs::{LogLevel, NodeLog};
 use crate::egress::{
     self, BodyBudget, Caller, ConnectionFailure, Denial, EgressError, Gate, Invalid, Reservation,
 };
+use crate::secrets::Bindings;
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture =
@@ -42,8 +43,8 @@ pub(super) trait GatedHttp: WasiHttpView + Send + 'static {
     fn admit(&self, head: &egress::Request) -> Result<(), EgressError>;
     /// Audits a request that failed before it reached the gate.
     fn record_unsent(&self, method: &str, url: &str, err: EgressError);
-    /// Where the host notes why a request failed: the error code cannot say.
-    fn log(&self) -> &NodeLog;
+    /// Notes in the node's log why a request failed: the error code cannot say.
+    fn note_failure(&self, method: &str, url: &str, err: &EgressError);
 }
 
 /// Adds wasi:http (p2) to the linker, its outgoing-handler behind the node run's request cap.
@@ -86,7 +87,7 @@ fn handle<T: GatedHttp>(
     if let Err(err) = admitted {
         // The request (and the stream its body is written to) goes.
         state.http().table.delete(request)?;
-        note_failure(state.log(), &head.method, &head.url, &err);
+        state.note_failure(&head.method, &head.url, &err);
         return Ok((Err(to_error_code(&err)),));
     }
     match outgoing_handler::Host::handle(&mut state.http(), request, options) {
@@ -95,7 +96,7 @@ fn handle<T: GatedHttp>(
         Err(err) => {
             let code: types::ErrorCode = err.downcast()?;
             let reason = EgressError::InvalidRequest(Invalid::Body(format!("{code:?}")));
-            note_failure(state.log(), &head.method, &head.url, &reason);
+            state.note_failure(&head.method, &head.url, &reason);
             state.record_unsent(&head.method, &head.url, reason);
             Ok((Err(code),))
         }
@@ -204,7 +205,7 @@ impl WasiHttpHooks for GateHooks {
             // The gate writes the record from here, even if this future is dropped.
             unsent.hand_over();
             let response = gate.send(&caller, request).await.map_err(|err| {
-                note_failure(&log, &method, &url, &err);
+                note_failure(&log, &caller.bindings, &method, &url, &err);
                 Error::from(to_error_code(&err))
             })?;
             Ok((
@@ -232,7 +233,13 @@ impl Unsent {
     /// Audits the failure; returns what the node is told.
     fn fail(mut self, err: EgressError) -> Error {
         self.open = false;
-        note_failure(&self.log, &self.method, &self.url, &err);
+        note_failure(
+            &self.log,
+            &self.caller.bindings,
+            &self.method,
+            &self.url,
+            &err,
+        );
         let code = to_error_code(&err);
         self.gate
             .record_unsent(&self.caller, &self.method, &self.url, err);
@@ -389,17 +396,17 @@ fn to_error_code(err: &EgressError) -> types::ErrorCode {
 /// Longest part of a URL a note quotes.
 const NOTE_URL_BYTES: usize = 200;
 
-/// Tells the node's log why a wasi:http request failed. The engine scrubs logs of secrets.
-fn note_failure(log: &NodeLog, method: &str, url: &str, err: &EgressError) {
-    let mut end = url.len().min(NOTE_URL_BYTES);
-    while !url.is_char_boundary(end) {
-        end -= 1;
-    }
-    let cut = if end < url.len() { "…" } else { "" };
-    log.push(
-        LogLevel::Warn,
-        format!("wasi:http {method} {}{cut}: {err}", &url[..end]),
-    );
+/// Tells the node's log why a wasi:http request failed, quoting the URL masked (the engine
+/// scrubs logs again, but a value cut in two here would no longer be recognised).
+pub(super) fn note_failure(
+    log: &NodeLog,
+    bindings: &Bindings,
+    method: &str,
+    url: &str,
+    err: &EgressError,
+) {
+    let url = egress::quoted_url(bindings, url, NOTE_URL_BYTES);
+    log.push(LogLevel::Warn, format!("wasi:http {method} {url}: {err}"));
 }
 
 #[cfg(test)]
@@ -409,6 +416,7 @@ mod tests {
     use super::*;
     use crate::egress::AddressRefusal;
     use crate::egress::OverBudget;
+    use crate::secrets::SecretStore;
 
     #[test]
     fn timeouts_from_request_options() {
@@ -460,19 +468,28 @@ mod tests {
         ));
 
         let log = NodeLog::default();
-        note_failure(
-            &log,
-            "GET",
-            &format!("http://x/{}", "é".repeat(200)),
-            &denied,
-        );
+        let env = [("AIRLOCK_SECRET_TOKEN".into(), "straddling-value-42".into())];
+        let bindings = Bindings::new(Arc::new(SecretStore::load(None, env).unwrap()));
+        let url = format!("http://x/{}", "é".repeat(200));
+        note_failure(&log, &bindings, "GET", &url, &denied);
+        // The value begins before the cut and ends after it: masked whole, then cut.
+        let url = format!("http://x/{}straddling-value-42/", "a".repeat(185));
+        note_failure(&log, &bindings, "GET", &url, &denied);
         let lines = log.take();
-        assert_eq!(lines.len(), 1);
+        assert_eq!(lines.len(), 2);
         assert!(lines[0].message.starts_with("wasi:http GET http://x/é"));
+        for line in &lines {
+            assert!(
+                line.message.ends_with("…: denied: default deny"),
+                "{}",
+                line.message
+            );
+        }
+        assert!(!lines[1].message.contains("strad"), "{}", lines[1].message);
         assert!(
-            lines[0].message.ends_with("…: denied: default deny"),
+            lines[1].message.contains("aaa[secre"),
             "{}",
-            lines[0].message
+            lines[1].message
         );
     }
 
