@@ -531,7 +531,10 @@ impl Bindings {
     /// callback token, the run token), in any letter case and in the forms of
     /// `echo::own_value_forms` (base64 included), becomes `[secret:NAME]`.
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        let mut redacted = self.store.redact(bytes);
+        // The node run's own values first: a loaded secret's echo inside a token (a short value
+        // that happens to look like hex) would otherwise cut it in two, and neither part would
+        // match. Their forms contain no `[`, so the labels they leave cannot be cut in turn.
+        let mut redacted = Cow::Borrowed(bytes);
         for own in self.own_values() {
             for form in &own.echo_forms {
                 let replaced = match replace_ascii_case_insensitive(
@@ -547,7 +550,10 @@ impl Bindings {
                 }
             }
         }
-        redacted
+        match redacted {
+            Cow::Borrowed(bytes) => self.store.redact(bytes),
+            Cow::Owned(own_redacted) => Cow::Owned(self.store.redact(&own_redacted).into_owned()),
+        }
     }
 
     /// `redact` over text.

@@ -218,7 +218,8 @@ pub(super) fn own_value_forms(value: &str) -> Vec<Zeroizing<String>> {
     let mut forms = literal_forms(value);
     forms.extend(base64_forms(value.as_bytes()));
     forms.retain(|form| form.len() >= MIN_ECHO_LEN);
-    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    // Longest first; equal forms side by side, so that each is searched for once.
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     forms.dedup();
     forms
 }

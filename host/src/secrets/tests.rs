@@ -530,6 +530,22 @@ fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
 }
 
 #[test]
+fn a_loaded_value_inside_a_bound_token_does_not_cut_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (key, _) = PlatformKey::load_or_create(dir.path()).expect("created");
+    let mac = key.run_mac("wfr_a").to_string();
+    // A loaded secret that happens to be four characters of the run token's MAC.
+    let pin = mac[10..14].to_owned();
+    let mut bindings = Bindings::new(store(&[("pin", &pin)]));
+    bindings.bind_run_token(&key, "wfr_a");
+    let echo = format!("<{mac}>");
+    assert_eq!(
+        bindings.redact_str(&echo),
+        "<[secret:airlock-platform-token]>"
+    );
+}
+
+#[test]
 fn a_run_token_is_derived_from_the_kept_key_verified_and_masked() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("temp dir");
