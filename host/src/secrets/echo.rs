@@ -236,10 +236,11 @@ fn literal_forms(value: &str) -> Vec<Zeroizing<String>> {
         .collect()
 }
 
-/// `(?:…)` matching `c` in any of the ways encoders write it. The character itself comes last:
-/// the first alternative that matches wins, and `&`, `%` and `\\` begin their own escapes, so
-/// a value ending in one, echoed escaped, would otherwise be matched short of its end and
-/// leave the rest of the escape (`amp;`, `25`) in clear, telling its last character.
+/// `(?:…)` matching `c` in any of the ways encoders write it. The character itself, in either
+/// case, comes last: the first alternative that matches wins, and `&`, `%` and `\\` begin
+/// their own escapes, so a value ending in one, echoed escaped, would otherwise be matched short
+/// of its end and leave the rest of the escape (`amp;`, `25`) in clear, telling its last
+/// character.
 fn push_char_forms(c: char, out: &mut String) {
     let code = c as u32;
     out.push_str("(?:");
@@ -270,9 +271,10 @@ fn push_char_forms(c: char, out: &mut String) {
         out.push('|');
         out.push_str(extra);
     }
-    out.push('|');
+    // In either case: a host name, for one, is lowercased wherever it is parsed.
+    out.push_str("|(?i:");
     out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
-    out.push(')');
+    out.push_str("))");
 }
 
 /// Named escapes of single characters, as regex text.

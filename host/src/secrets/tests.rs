@@ -271,6 +271,15 @@ fn a_value_ending_in_the_start_of_an_escape_is_redacted_to_the_escapes_end() {
 }
 
 #[test]
+fn a_value_echoed_in_another_letter_case_is_redacted_and_found() {
+    let store = store(&[("tok", "s3cr3t-VALUE-é")]);
+    for echo in ["s3cr3t-value-é", "S3CR3T-VALUE-É", "s3CR3t-vaLUE-%C3%A9"] {
+        assert_eq!(store.redact_str(&format!("<{echo}>")), "<[secret:tok]>");
+        assert_eq!(store.values_in(echo.as_bytes()), ["tok"], "{echo}");
+    }
+}
+
+#[test]
 fn overlapping_values_are_both_redacted_and_both_found() {
     let pair = store(&[("first", "abcdefgh"), ("second", "efghijkl")]);
     let text = "x abcdefghijkl y";
