@@ -10,6 +10,7 @@
 
 mod echo;
 mod platform;
+mod tokens;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -318,23 +319,114 @@ enum Held {
     Own(Arc<OwnValue>),
 }
 
-/// A value made for one node run, with the forms a response may echo it in (made once, when it
-/// is bound: responses are redacted header by header).
+/// A value made for one node run (64 hex digits, see `tokens`), with the base64 forms a response
+/// may echo it in (made once, when it is bound: responses are redacted header by header).
 struct OwnValue {
     secret: Secret,
-    echo_forms: Vec<Zeroizing<String>>,
+    base64_forms: Vec<Zeroizing<String>>,
 }
 
 impl Held {
     fn own(name: &str, value: &str) -> Held {
-        Held::Own(Arc::new(OwnValue {
+        Held::Own(Arc::new(OwnValue::new(name, value)))
+    }
+}
+
+impl OwnValue {
+    fn new(name: &str, value: &str) -> OwnValue {
+        debug_assert!(tokens::is_token(value), "a value made here is a token");
+        let value = Zeroizing::new(value.to_ascii_lowercase());
+        OwnValue {
+            base64_forms: echo::base64_value_forms(value.as_bytes()),
             secret: Secret {
                 name: name.to_owned(),
-                value: SecretString::from(value),
+                value: SecretString::from(value.as_str()),
                 label: format!("[secret:{name}]"),
             },
-            echo_forms: echo::own_value_forms(value),
-        }))
+        }
+    }
+
+    fn digits(&self) -> &[u8] {
+        self.secret.value.expose_secret().as_bytes()
+    }
+
+    /// Whether `bytes` holds the value in one of its base64 forms.
+    fn in_base64(&self, bytes: &[u8]) -> bool {
+        self.base64_forms.iter().any(|form| {
+            let form = form.as_bytes();
+            bytes
+                .windows(form.len())
+                .any(|window| window.eq_ignore_ascii_case(form))
+        })
+    }
+}
+
+/// `bytes` with every echo of `owns` (each digit in any form, or base64) replaced by its label.
+fn redact_own<'a>(bytes: &'a [u8], owns: &[&OwnValue]) -> Cow<'a, [u8]> {
+    let digits: Vec<&[u8]> = owns.iter().map(|own| own.digits()).collect();
+    let mut text = Cow::Borrowed(bytes);
+    let echoes = tokens::find(bytes, &digits);
+    if !echoes.is_empty() {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for echo in echoes {
+            out.extend_from_slice(&bytes[at..echo.start]);
+            out.extend_from_slice(owns[echo.token].secret.label.as_bytes());
+            at = echo.end;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        text = Cow::Owned(out);
+    }
+    for own in owns {
+        for form in &own.base64_forms {
+            // Taken out of the match first: the search borrows `text`.
+            let replaced = match replace_ascii_case_insensitive(
+                &text,
+                form.as_bytes(),
+                own.secret.label.as_bytes(),
+            ) {
+                Cow::Owned(replaced) => Some(replaced),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(replaced) = replaced {
+                text = Cow::Owned(replaced);
+            }
+        }
+    }
+    text
+}
+
+/// A token a caller presented to the API: what that caller posts is stored and shown, so every
+/// echo of the token in it is masked first. A token made here (a callback token, a run token's
+/// MAC) is recognised as a node run's own values are; one an operator chose (the admin token) as
+/// a loaded secret is.
+pub struct PresentedToken(Presented);
+
+enum Presented {
+    Made(OwnValue),
+    Chosen(SecretStore),
+}
+
+impl PresentedToken {
+    pub fn new(name: &str, token: &str) -> PresentedToken {
+        if tokens::is_token(token) {
+            PresentedToken(Presented::Made(OwnValue::new(name, token)))
+        } else {
+            let value = SecretString::from(token);
+            let store = SecretStore::from_values(BTreeMap::from([(name.to_owned(), value)]));
+            PresentedToken(Presented::Chosen(store))
+        }
+    }
+
+    /// Every string, key and number of `value` with the token's echoes masked.
+    pub fn redact_json(&self, value: Value) -> Value {
+        map_json_text(value, &|text| {
+            let redacted = match &self.0 {
+                Presented::Made(own) => redact_own(text.as_bytes(), &[own]),
+                Presented::Chosen(store) => store.redact(text.as_bytes()),
+            };
+            as_text(text, redacted)
+        })
     }
 }
 
@@ -527,30 +619,15 @@ impl Bindings {
     }
 
     /// What a response passes through before the node sees it: every echo of a loaded secret
-    /// (`SecretStore::redact`) and every occurrence of a value made for this node run (a
-    /// callback token, the run token), in any letter case and in the forms of
-    /// `echo::own_value_forms` (base64 included), becomes `[secret:NAME]`.
+    /// (`SecretStore::redact`) and every echo of a value made for this node run (a callback
+    /// token, the run token's MAC: each digit in any form `tokens` reads, or base64) becomes
+    /// `[secret:NAME]`.
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         // The node run's own values first: a loaded secret's echo inside a token (a short value
         // that happens to look like hex) would otherwise cut it in two, and neither part would
         // match. Their forms contain no `[`, so the labels they leave cannot be cut in turn.
-        let mut redacted = Cow::Borrowed(bytes);
-        for own in self.own_values() {
-            for form in &own.echo_forms {
-                let replaced = match replace_ascii_case_insensitive(
-                    &redacted,
-                    form.as_bytes(),
-                    own.secret.label.as_bytes(),
-                ) {
-                    Cow::Owned(replaced) => Some(replaced),
-                    Cow::Borrowed(_) => None,
-                };
-                if let Some(replaced) = replaced {
-                    redacted = Cow::Owned(replaced);
-                }
-            }
-        }
-        match redacted {
+        let owns: Vec<&OwnValue> = self.own_values().collect();
+        match redact_own(bytes, &owns) {
             Cow::Borrowed(bytes) => self.store.redact(bytes),
             Cow::Owned(own_redacted) => Cow::Owned(self.store.redact(&own_redacted).into_owned()),
         }
@@ -559,6 +636,21 @@ impl Bindings {
     /// `redact` over text.
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
         as_text(text, self.redact(text.as_bytes()))
+    }
+
+    /// Names of this node run's own values that occur in `bytes` in any form `redact` replaces.
+    pub fn own_values_in(&self, bytes: &[u8]) -> Vec<&str> {
+        let owns: Vec<&OwnValue> = self.own_values().collect();
+        let digits: Vec<&[u8]> = owns.iter().map(|own| own.digits()).collect();
+        let mut found = vec![false; owns.len()];
+        for echo in tokens::find(bytes, &digits) {
+            found[echo.token] = true;
+        }
+        owns.iter()
+            .zip(found)
+            .filter(|(own, found)| *found || own.in_base64(bytes))
+            .map(|(own, _)| own.secret.name.as_str())
+            .collect()
     }
 
     fn own_values(&self) -> impl Iterator<Item = &OwnValue> {

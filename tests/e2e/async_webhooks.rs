@@ -6,10 +6,15 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::support::server::{ADMIN_TOKEN, Answer, Server, http};
 use crate::support::{Received, Receiver, Reply, Scene, chain_workflow, node_run};
+
+/// What an echo of a callback token becomes.
+const MASKED: &str = "[secret:airlock-callback-token]";
 
 /// The callback an external service got: where to PATCH, and with which token.
 #[derive(Debug, Clone)]
@@ -202,19 +207,29 @@ fn a_callback_completes_the_node_run_and_its_output_flows_on() {
     assert_eq!(answer.status, 403, "{answer:?}");
     assert_still_waiting(&server, &wfr, &waiting);
 
-    // Logs while it works, then the completion with its own token.
+    // Logs while it works, then the completion with its own token; a service that echoes its
+    // token (as is, JSON-escaped, percent-escaped, as character references, in base64) has it
+    // masked before anything is stored.
+    let echoed = STANDARD.encode(&callback.token);
+    let written = |form: fn(char) -> String| callback.token.chars().map(form).collect::<String>();
+    let line = format!(
+        r#"{{"logLevel": "INFO", "log": "halfway, called back with {}"}}"#,
+        written(|c| format!("\\u{:04x}", c as u32))
+    );
     let answer = http(
         &callback.address,
         "POST",
         &format!("{}/logs", callback.path),
         Some(&callback.token),
-        Some(r#"{"logLevel": "INFO", "log": "halfway"}"#),
+        Some(&line),
     );
     assert_eq!(answer.status, 200, "{answer:?}");
+    let percent = written(|c| format!("%{:02X}", c as u32));
+    let references = written(|c| format!("&#{};", c as u32));
     let answer = callback.complete(
         Some(&callback.token),
         "SUCCESS",
-        json!({"artifact": "img-42"}),
+        json!({"artifact": "img-42", "echo": [echoed, percent, references]}),
     );
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["workflowNodeRun"]["status"], "COMPLETED");
@@ -222,14 +237,20 @@ fn a_callback_completes_the_node_run_and_its_output_flows_on() {
     assert_eq!(done["result"], "SUCCESS", "{done:#}");
     let build = node_run(&done, "build");
     assert_eq!(build["result"], "SUCCESS");
-    assert_eq!(build["output"], json!({"artifact": "img-42"}));
+    assert_eq!(
+        build["output"],
+        json!({"artifact": "img-42", "echo": [MASKED, MASKED, MASKED]})
+    );
     let logs: Vec<&str> = build["logs"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|l| l["log"].as_str())
         .collect();
-    assert!(logs.contains(&"halfway"), "{logs:?}");
+    assert!(
+        logs.contains(&format!("halfway, called back with {MASKED}").as_str()),
+        "{logs:?}"
+    );
     assert!(logs.contains(&"built by the external service"), "{logs:?}");
     let notified = requests_on(&receiver, "/notify", 1);
     assert_eq!(notified[0].json()["artifact"], "img-42");
@@ -270,7 +291,13 @@ fn a_callback_completes_the_node_run_and_its_output_flows_on() {
     let listing = server.admin("GET", "/v1/workflows/runs?limit=100", None);
     let serve_log = std::fs::read_to_string(scene.path("serve.log")).unwrap();
     let state = scene.state_bytes();
-    for token in [&callback.token, &other_callback.token] {
+    for token in [
+        &callback.token,
+        &other_callback.token,
+        &echoed,
+        &percent,
+        &references,
+    ] {
         assert!(!listing.text.contains(token.as_str()));
         assert!(!serve_log.contains(token.as_str()));
         assert!(

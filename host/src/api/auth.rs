@@ -16,7 +16,11 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
 use super::{Api, ApiError};
-use crate::engine::RunStatus;
+use crate::engine::{CALLBACK_TOKEN_SECRET, RunStatus};
+use crate::secrets::{PLATFORM_TOKEN_SECRET, PresentedToken};
+
+/// What the admin token is called where an echo of it is masked.
+const ADMIN_TOKEN_SECRET: &str = "airlock-api-token";
 
 /// Where the admin token came from, for the start-up log.
 pub enum TokenSource {
@@ -185,6 +189,21 @@ impl FromRequestParts<Arc<Api>> for Bearer {
 }
 
 impl Bearer {
+    /// The token presented, to be masked in whatever the caller posts (a webhook service may
+    /// echo its callback token in its logs), under the name of the secret it is. Of a run token
+    /// that is its MAC: the run id before it is no secret.
+    pub fn presented(&self) -> Option<PresentedToken> {
+        let token = self.token.as_deref()?;
+        Some(if self.admin {
+            PresentedToken::new(ADMIN_TOKEN_SECRET, token)
+        } else if self.run.is_some() {
+            let (_, mac) = token.rsplit_once('.')?;
+            PresentedToken::new(PLATFORM_TOKEN_SECRET, mac)
+        } else {
+            PresentedToken::new(CALLBACK_TOKEN_SECRET, token)
+        })
+    }
+
     /// Whether this caller may update or log node run `wfnr`: the admin token, the node run's
     /// callback token, or the run token of the run it belongs to while that run is in progress.
     pub fn may_update(&self, api: &Api, wfnr: &str) -> Result<(), ApiError> {

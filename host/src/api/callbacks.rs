@@ -25,9 +25,18 @@ enum Update {
     InProgress(Vec<Value>),
 }
 
-fn object(body: &Bytes, fields: &[&str]) -> Result<Map<String, Value>, ApiError> {
+/// The body as JSON, with every echo of the caller's own token masked in its text (after
+/// parsing: a `\u0061`-style escape or any other form `PresentedToken` reads is masked too).
+fn body_json(bearer: &Bearer, body: &Bytes) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    Ok(match bearer.presented() {
+        Some(token) => token.redact_json(value),
+        None => value,
+    })
+}
+
+fn object(value: Value, fields: &[&str]) -> Result<Map<String, Value>, ApiError> {
     let Value::Object(map) = value else {
         return Err(ApiError::field("$", "the body must be a JSON object"));
     };
@@ -40,7 +49,7 @@ fn object(body: &Bytes, fields: &[&str]) -> Result<Map<String, Value>, ApiError>
     Ok(map)
 }
 
-fn parse_update(body: &Bytes) -> Result<Update, ApiError> {
+fn parse_update(body: Value) -> Result<Update, ApiError> {
     let mut map = object(body, UPDATE_FIELDS)?;
     let logs = match map.remove("logs") {
         None | Some(Value::Null) => Vec::new(),
@@ -131,7 +140,7 @@ async fn apply(
     body: &Bytes,
 ) -> Result<Json<Value>, ApiError> {
     bearer.may_update(api, wfnr)?;
-    let run = match parse_update(body)? {
+    let run = match parse_update(body_json(&bearer, body)?)? {
         Update::Completed(completion) => api.conductor.complete(wfnr, completion).await?,
         Update::InProgress(logs) => {
             api.conductor.append_logs(wfnr, &logs)?;
@@ -181,7 +190,7 @@ pub(super) async fn logs(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     bearer.may_update(&api, &wfnr)?;
-    let line = Value::Object(object(&body, LOG_FIELDS)?);
+    let line = Value::Object(object(body_json(&bearer, &body)?, LOG_FIELDS)?);
     let line = log_line(&line, "$")?;
     api.conductor.append_logs(&wfnr, &[line])?;
     Ok(node_run_answer(&owner_run(&api, &wfnr)?, &wfnr))

@@ -485,6 +485,18 @@ impl Inner {
             }))
             .chain(req.body.as_deref().map(|body| ("body", body)));
         for (place, text) in places {
+            // Only the gate puts a value made for this node run into a request, where its
+            // handle sits, and after this check: the node itself never holds one.
+            if let Some(name) = caller.bindings.own_values_in(text).first() {
+                facts.secrets.push((*name).to_owned());
+                let denial = Denial::CarriedValue {
+                    secret: (*name).to_owned(),
+                    place,
+                    host: url.host_str().unwrap_or_default().to_owned(),
+                };
+                facts.rule = Some(denial.to_string());
+                return Err(EgressError::Denied(denial));
+            }
             for name in store.values_in(text) {
                 if !facts.secrets.iter().any(|n| n == name) {
                     facts.secrets.push(name.to_owned());

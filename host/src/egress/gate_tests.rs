@@ -14,7 +14,7 @@ use super::{
     Invalid, Policy, Request,
 };
 use crate::audit::{self, AuditFilter, AuditLog, AuditRecord, Decision};
-use crate::secrets::{Bindings, SecretStore};
+use crate::secrets::{Bindings, Encoding, SecretStore};
 
 const SECRET: &str = "s3cr3t-VALUE";
 
@@ -857,6 +857,35 @@ async fn a_value_in_a_refused_host_is_redacted_from_every_field_of_its_audit_rec
         let field = field.as_deref().unwrap_or_default();
         assert!(field.contains("[secret:api-token]"), "{text}");
     }
+}
+
+#[tokio::test]
+async fn a_value_made_for_the_node_run_is_refused_when_the_node_carries_it() {
+    let server = Server::start(ok).await;
+    let mut setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let mut bindings = Bindings::new(Arc::new(SecretStore::empty()));
+    let token = bindings.bind_token("airlock-callback-token");
+    let value = bindings
+        .reveal(token.handle.as_bytes(), Encoding::Raw)
+        .expect("reveal");
+    let value = String::from_utf8(value.to_vec()).unwrap().to_uppercase();
+    setup.caller.bindings = Arc::new(bindings);
+    let mut req = request("POST", &server.url("/"));
+    req.headers = vec![("X-Note".into(), format!("got {value}"))];
+    let err = setup.send(req).await.expect_err("carried");
+    assert_eq!(
+        err,
+        EgressError::Denied(Denial::CarriedValue {
+            secret: "airlock-callback-token".into(),
+            place: "headers",
+            host: "127.0.0.1".into()
+        })
+    );
+    assert_eq!(server.hits(), 0);
+    let record = setup.only_record();
+    assert_eq!(record.decision, Decision::Deny);
+    let text = serde_json::to_string(&record).unwrap().to_lowercase();
+    assert!(!text.contains(&value.to_lowercase()), "{text}");
 }
 
 #[tokio::test]

@@ -211,14 +211,12 @@ fn received_variants(value: &str) -> Vec<Zeroizing<String>> {
     variants
 }
 
-/// The forms in which a value made for one node run (a random token) may come back: as is,
-/// percent-encoded, JSON-escaped, and base64-encoded whole or inside a longer blob. Longest
-/// first, so that a whole form is replaced before a part of it could be.
-pub(super) fn own_value_forms(value: &str) -> Vec<Zeroizing<String>> {
-    let mut forms = literal_forms(value);
-    forms.extend(base64_forms(value.as_bytes()));
+/// The base64 forms of a value made for one node run (whole, or inside a longer blob), at least
+/// `MIN_ECHO_LEN` long. Longest first, so that a whole form is replaced before a part of it
+/// could be; each once.
+pub(super) fn base64_value_forms(value: &[u8]) -> Vec<Zeroizing<String>> {
+    let mut forms = base64_forms(value);
     forms.retain(|form| form.len() >= MIN_ECHO_LEN);
-    // Longest first; equal forms side by side, so that each is searched for once.
     forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     forms.dedup();
     forms

@@ -539,6 +539,68 @@ fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
 }
 
 #[test]
+fn a_bound_token_echoed_digit_by_digit_in_mixed_forms_is_redacted_and_recognised() {
+    let mut bindings = Bindings::new(store(&[]));
+    let token = bindings.bind_token("airlock-callback-token");
+    let revealed = bindings
+        .reveal(token.handle.as_bytes(), Encoding::Raw)
+        .expect("reveal");
+    let value = String::from_utf8(revealed.to_vec()).unwrap();
+    // Each digit its own way, as a receiver mixing encoders (or a hostile one) may write it.
+    let mixed: String = value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match i % 6 {
+            0 => format!("\\u{:04x}", c as u32),
+            1 => format!("%{:02X}", c as u32),
+            2 => format!("&#{};", c as u32),
+            3 => format!("&#x{:x}", c as u32),
+            4 => format!("\\x{:02x}", c as u32),
+            _ => c.to_ascii_uppercase().to_string(),
+        })
+        .collect();
+    let echo = format!("{{\"seen\": \"{mixed}\"}}");
+    assert_eq!(
+        bindings.redact_str(&echo),
+        r#"{"seen": "[secret:airlock-callback-token]"}"#
+    );
+    assert_eq!(
+        bindings.own_values_in(echo.as_bytes()),
+        ["airlock-callback-token"]
+    );
+    let mut near = value.clone();
+    near.replace_range(..1, if value.starts_with('0') { "1" } else { "0" });
+    assert!(bindings.own_values_in(near.as_bytes()).is_empty());
+    assert_eq!(bindings.redact_str(&near), near);
+}
+
+#[test]
+fn a_presented_token_is_masked_in_every_string_key_and_number_of_what_its_caller_posts() {
+    let made = "c0ffee".repeat(10) + "0123";
+    let token = PresentedToken::new("airlock-callback-token", &made.to_uppercase());
+    let escaped: String = made
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let body: serde_json::Value = serde_json::from_str(&format!(
+        r#"{{"log": "got {escaped}", "{made}": 1, "n": ["{}"]}}"#,
+        STANDARD.encode(&made)
+    ))
+    .unwrap();
+    let label = "[secret:airlock-callback-token]";
+    assert_eq!(
+        token.redact_json(body),
+        serde_json::json!({"log": format!("got {label}"), label: 1, "n": [label]})
+    );
+    // An operator's admin token has no set shape: it is recognised as a loaded secret is.
+    let admin = PresentedToken::new("airlock-api-token", "Operator's token!");
+    assert_eq!(
+        admin.redact_json(serde_json::json!({"log": "Operator%27s%20token%21 and 12"})),
+        serde_json::json!({"log": "[secret:airlock-api-token] and 12"})
+    );
+}
+
+#[test]
 fn a_loaded_value_inside_a_bound_token_does_not_cut_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (key, _) = PlatformKey::load_or_create(dir.path()).expect("created");

@@ -1,0 +1,181 @@
+//! Echoes of the values made for one node run (an async webhook's callback token, the run
+//! token's MAC): 64 random hex digits. A receiver may echo one with each digit written its own
+//! way, in any mix: as is in either letter case, percent-escaped, `\u00XX`, `\xXX`, or an HTML
+//! character reference (the forms `echo` matches a loaded secret's characters in). Decoding digit
+//! by digit wherever a digit may start finds every mix in one scan, with no pattern to compile
+//! per node run: that matters because `airlock serve` binds a run token's MAC in every node run.
+
+/// Length of a token made here (32 random bytes, or an HMAC-SHA256, in hex).
+const TOKEN_LEN: usize = 64;
+
+/// Whether `value` has the shape of a token made here.
+pub(super) fn is_token(value: &str) -> bool {
+    value.len() == TOKEN_LEN && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// One echo of a token: where, and which of the tokens searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TokenEcho {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) token: usize,
+}
+
+/// Every echo in `text` of one of `tokens` (lowercase hex), leftmost first, not overlapping.
+pub(super) fn find(text: &[u8], tokens: &[&[u8]]) -> Vec<TokenEcho> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let echo = tokens.iter().enumerate().find_map(|(token, digits)| {
+            echo_end(text, at, digits).map(|end| TokenEcho {
+                start: at,
+                end,
+                token,
+            })
+        });
+        match echo {
+            Some(echo) => {
+                found.push(echo);
+                at = echo.end;
+            }
+            None => at += 1,
+        }
+    }
+    found
+}
+
+/// Where an echo of `token` that starts at `start` ends.
+fn echo_end(text: &[u8], start: usize, token: &[u8]) -> Option<usize> {
+    let mut at = start;
+    for &expected in token {
+        let (digit, len) = digit_at(&text[at..])?;
+        if digit != expected {
+            return None;
+        }
+        at += len;
+    }
+    Some(at)
+}
+
+/// The hex digit (lowercase) written at the start of `text`, and how many bytes it takes.
+fn digit_at(text: &[u8]) -> Option<(u8, usize)> {
+    let first = *text.first()?;
+    if first.is_ascii_hexdigit() {
+        return Some((first.to_ascii_lowercase(), 1));
+    }
+    let (code, len) = match (first, text.get(1)) {
+        (b'%', _) => (hex_code(text.get(1..3)?)?, 3),
+        (b'\\', Some(b'u')) if text.get(2..4)? == b"00" => (hex_code(text.get(4..6)?)?, 6),
+        (b'\\', Some(b'x')) => (hex_code(text.get(2..4)?)?, 4),
+        (b'&', Some(b'#')) => reference(text)?,
+        _ => return None,
+    };
+    let digit = u8::try_from(code).ok().filter(u8::is_ascii_hexdigit)?;
+    Some((digit.to_ascii_lowercase(), len))
+}
+
+/// A character code written as two hex digits (`%41`, `\x41`, `\u0041`).
+fn hex_code(digits: &[u8]) -> Option<u32> {
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// `&#x41;`, `&#65;`, with any leading zeros and without the `;`: the code and the length.
+/// A hex digit's code is two hex digits, or two or three decimal ones (100–102 for `d`–`f`).
+fn reference(text: &[u8]) -> Option<(u32, usize)> {
+    let (radix, mut at) = match text.get(2) {
+        Some(b'x' | b'X') => (16, 3),
+        _ => (10, 2),
+    };
+    while text.get(at) == Some(&b'0') {
+        at += 1;
+    }
+    let digits = if radix == 10 && text.get(at) == Some(&b'1') {
+        3
+    } else {
+        2
+    };
+    let code = std::str::from_utf8(text.get(at..at + digits)?).ok()?;
+    let code = u32::from_str_radix(code, radix).ok()?;
+    at += digits;
+    if text.get(at) == Some(&b';') {
+        at += 1;
+    }
+    Some((code, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// `TOKEN` with digit i written by `form(i, digit)`.
+    fn written(form: impl Fn(usize, char) -> String) -> String {
+        TOKEN.chars().enumerate().map(|(i, c)| form(i, c)).collect()
+    }
+
+    fn spans(text: &str) -> Vec<(usize, usize)> {
+        find(text.as_bytes(), &[TOKEN.as_bytes()])
+            .iter()
+            .map(|echo| (echo.start, echo.end))
+            .collect()
+    }
+
+    #[test]
+    fn a_token_is_found_in_every_digit_form_and_any_mix() {
+        let forms: Vec<Box<dyn Fn(usize, char) -> String>> = vec![
+            Box::new(|_, c| c.to_string()),
+            Box::new(|_, c| c.to_ascii_uppercase().to_string()),
+            Box::new(|_, c| format!("%{:02X}", c as u32)),
+            Box::new(|_, c| format!("%{:02x}", c.to_ascii_uppercase() as u32)),
+            Box::new(|_, c| format!("\\u{:04x}", c as u32)),
+            Box::new(|_, c| format!("\\x{:02x}", c as u32)),
+            Box::new(|_, c| format!("&#x{:x};", c as u32)),
+            Box::new(|_, c| format!("&#X00{:X}", c as u32)),
+            Box::new(|_, c| format!("&#{};", c as u32)),
+            Box::new(|_, c| format!("&#000{}", c as u32)),
+            Box::new(|i, c| match i % 5 {
+                0 => format!("%{:02x}", c as u32),
+                1 => format!("&#{};", c as u32),
+                2 => c.to_ascii_uppercase().to_string(),
+                3 => format!("\\u{:04X}", c as u32),
+                _ => c.to_string(),
+            }),
+        ];
+        for form in forms {
+            let echo = written(form);
+            let text = format!("before {echo} after");
+            assert_eq!(spans(&text), vec![(7, 7 + echo.len())], "{text}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_found_wherever_it_starts_and_however_the_text_before_it_reads() {
+        // `&#6` before the token's `5…` could be read as `&#65` (`A`): the search starts again
+        // at every byte, so the reading that finds the token is tried too.
+        for before in ["&#", "%4", "\\u00", "abc", "&#x", "%%"] {
+            let token = format!("{}{}", &TOKEN[5..], &TOKEN[..5]);
+            let text = format!("{before}{token}");
+            let found = find(text.as_bytes(), &[token.as_bytes()]);
+            assert_eq!(found.len(), 1, "{text}");
+            assert_eq!(found[0].end, text.len());
+        }
+    }
+
+    #[test]
+    fn nothing_else_is_taken_for_a_token() {
+        let mut one_off = TOKEN.to_owned();
+        one_off.replace_range(63..64, "e");
+        for text in [
+            one_off.as_str(),
+            &TOKEN[..63],
+            &written(|_, c| format!("%{:02x}", c as u32 + 0x100)),
+            &written(|_, c| format!("&#{}", c as u32 + 1)),
+        ] {
+            assert!(spans(text).is_empty(), "{text}");
+        }
+        assert!(is_token(TOKEN));
+        assert!(!is_token(&TOKEN[1..]));
+        assert!(!is_token(&TOKEN.replace('a', "g")));
+    }
+}
