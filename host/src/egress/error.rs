@@ -53,6 +53,11 @@ pub enum Denial {
         place: &'static str,
         host: String,
     },
+    /// An earlier request of the node run carried a secret's value out of its scope.
+    #[error(
+        "no request is sent after one of this node run carried a secret's value where it may not go"
+    )]
+    AfterCarriedValue,
 }
 
 /// A request that cannot be sent as written, by the part at fault.
@@ -131,9 +136,10 @@ impl Denial {
                 host: scrub(&host),
             },
             // Policy rules and addresses come from the policy file and the resolver.
-            other @ (Denial::Policy { .. } | Denial::Address(_) | Denial::RequestLimit { .. }) => {
-                other
-            }
+            other @ (Denial::Policy { .. }
+            | Denial::Address(_)
+            | Denial::RequestLimit { .. }
+            | Denial::AfterCarriedValue) => other,
         }
     }
 }

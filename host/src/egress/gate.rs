@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -72,6 +72,7 @@ struct Who {
     node_allow: Option<Arc<Vec<Pattern>>>,
     buffers: Arc<BodyBudget>,
     flights: Arc<Flights>,
+    carried_value: Arc<AtomicBool>,
 }
 
 impl Who {
@@ -85,6 +86,7 @@ impl Who {
             node_allow: caller.node_allow.clone(),
             buffers: Arc::clone(&caller.buffers),
             flights: Arc::clone(&caller.flights),
+            carried_value: Arc::clone(&caller.carried_value),
         }
     }
 }
@@ -282,6 +284,13 @@ fn head(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// A carried-value refusal, which also stops the node run's later requests.
+fn carried(caller: &Who, denial: Denial, facts: &mut Facts) -> EgressError {
+    caller.carried_value.store(true, Ordering::SeqCst);
+    facts.rule = Some(denial.to_string());
+    EgressError::Denied(denial)
+}
+
 impl Inner {
     async fn send(&self, caller: &Who, made: u32, req: Request) -> Result<Response, EgressError> {
         let time = now();
@@ -375,6 +384,11 @@ impl Inner {
         let cap = self.limits.max_requests_per_node_run;
         if made >= cap {
             let denial = Denial::RequestLimit { limit: cap };
+            facts.rule = Some(denial.to_string());
+            return Err(EgressError::Denied(denial));
+        }
+        if caller.carried_value.load(Ordering::SeqCst) {
+            let denial = Denial::AfterCarriedValue;
             facts.rule = Some(denial.to_string());
             return Err(EgressError::Denied(denial));
         }
@@ -494,8 +508,7 @@ impl Inner {
                     place,
                     host: url.host_str().unwrap_or_default().to_owned(),
                 };
-                facts.rule = Some(denial.to_string());
-                return Err(EgressError::Denied(denial));
+                return Err(carried(caller, denial, facts));
             }
             for name in store.values_in(text) {
                 if !facts.secrets.iter().any(|n| n == name) {
@@ -507,8 +520,7 @@ impl Inner {
                         place,
                         host: url.host_str().unwrap_or_default().to_owned(),
                     };
-                    facts.rule = Some(denial.to_string());
-                    return Err(EgressError::Denied(denial));
+                    return Err(carried(caller, denial, facts));
                 }
             }
         }

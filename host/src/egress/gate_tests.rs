@@ -150,6 +150,7 @@ impl Setup {
             node_allow: None,
             buffers: BodyBudget::new(64 << 20),
             flights: Arc::default(),
+            carried_value: Arc::default(),
         };
         Setup {
             gate: Gate::new(policy, audit, limits),
@@ -631,6 +632,7 @@ async fn secret_values_are_checked_for_header_injection() {
         node_allow: None,
         buffers: BodyBudget::new(64 << 20),
         flights: Arc::default(),
+        carried_value: Arc::default(),
     };
     let gate = Gate::new(policy, audit, GateLimits::default());
     let mut req = request("GET", &server.url("/"));
@@ -833,6 +835,43 @@ async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
         assert!(!record.url.contains(SECRET), "{}", record.url);
     }
     assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
+async fn after_a_carried_value_is_refused_no_request_of_the_node_run_is_sent() {
+    // Else a node could test guesses of a value request after request, each "refused" or
+    // "sent" telling it whether the value was among them.
+    let server = Server::start(ok).await;
+    let policy = format!(
+        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
+        allow_only(&server)
+    );
+    let setup = Setup::new(&policy, GateLimits::default());
+    let mut guesses = request("POST", &server.url("/"));
+    guesses.body = Some(format!("guess-1 guess-2 {SECRET} guess-4").into_bytes());
+    let err = setup.send(guesses).await.expect_err("carried");
+    assert!(
+        matches!(err, EgressError::Denied(Denial::CarriedValue { .. })),
+        "{err}"
+    );
+    for _ in 0..2 {
+        let err = setup
+            .send(request("GET", &server.url("/")))
+            .await
+            .expect_err("stopped");
+        assert_eq!(err, EgressError::Denied(Denial::AfterCarriedValue));
+    }
+    assert_eq!(server.hits(), 0);
+    let records = setup.records();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r.decision == Decision::Deny));
+    // Another node run is not affected.
+    let fresh = Setup::new(&policy, GateLimits::default());
+    fresh
+        .send(request("GET", &server.url("/")))
+        .await
+        .expect("sent");
+    assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]

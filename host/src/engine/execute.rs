@@ -376,6 +376,7 @@ impl Runtime {
             node_allow: registered.egress_allow(),
             buffers: BodyBudget::new(limits.memory_bytes),
             flights: Arc::default(),
+            carried_value: Arc::default(),
         };
         let invocation = Invocation {
             workflow: workflow.identifier.clone(),
