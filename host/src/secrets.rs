@@ -326,18 +326,14 @@ struct OwnValue {
     base64_forms: Vec<Zeroizing<String>>,
 }
 
-impl Held {
-    fn own(name: &str, value: &str) -> Held {
-        Held::Own(Arc::new(OwnValue::new(name, value)))
-    }
-}
-
 impl OwnValue {
     fn new(name: &str, value: &str) -> OwnValue {
         debug_assert!(tokens::is_token(value), "a value made here is a token");
         let value = Zeroizing::new(value.to_ascii_lowercase());
+        // A receiver may have upper-cased the token before encoding it.
+        let upper = Zeroizing::new(value.to_ascii_uppercase());
         OwnValue {
-            base64_forms: echo::base64_value_forms(value.as_bytes()),
+            base64_forms: echo::base64_value_forms(&[value.as_bytes(), upper.as_bytes()]),
             secret: Secret {
                 name: name.to_owned(),
                 value: SecretString::from(value.as_str()),
@@ -362,17 +358,25 @@ impl OwnValue {
 }
 
 /// `bytes` with every echo of `owns` (each digit in any form, or base64) replaced by its label.
-fn redact_own<'a>(bytes: &'a [u8], owns: &[&OwnValue]) -> Cow<'a, [u8]> {
-    let digits: Vec<&[u8]> = owns.iter().map(|own| own.digits()).collect();
+fn redact_own<'a>(bytes: &'a [u8], owns: &[Arc<OwnValue>]) -> Cow<'a, [u8]> {
     let mut text = Cow::Borrowed(bytes);
-    let echoes = tokens::find(bytes, &digits);
+    let echoes = tokens::find(bytes, owns.iter().map(|own| own.digits()));
     if !echoes.is_empty() {
         let mut out = Vec::with_capacity(bytes.len());
-        let mut at = 0;
+        // As in `SecretStore::redact`: an echo overlapping the last one covers the rest of its
+        // span, under its own label unless it is of the same token.
+        let (mut at, mut last) = (0, None);
         for echo in echoes {
-            out.extend_from_slice(&bytes[at..echo.start]);
-            out.extend_from_slice(owns[echo.token].secret.label.as_bytes());
-            at = echo.end;
+            if echo.end <= at {
+                continue;
+            }
+            if echo.start >= at {
+                out.extend_from_slice(&bytes[at..echo.start]);
+            }
+            if echo.start >= at || last != Some(echo.token) {
+                out.extend_from_slice(owns[echo.token].secret.label.as_bytes());
+            }
+            (at, last) = (echo.end, Some(echo.token));
         }
         out.extend_from_slice(&bytes[at..]);
         text = Cow::Owned(out);
@@ -397,35 +401,24 @@ fn redact_own<'a>(bytes: &'a [u8], owns: &[&OwnValue]) -> Cow<'a, [u8]> {
 }
 
 /// A token a caller presented to the API: what that caller posts is stored and shown, so every
-/// echo of the token in it is masked first. A token made here (a callback token, a run token's
-/// MAC) is recognised as a node run's own values are; one an operator chose (the admin token) as
-/// a loaded secret is.
-pub struct PresentedToken(Presented);
-
-enum Presented {
-    Made(OwnValue),
-    Chosen(SecretStore),
-}
+/// echo of the token in it is masked first, in the forms a node run's own values are recognised
+/// in.
+pub struct PresentedToken(Arc<OwnValue>);
 
 impl PresentedToken {
-    pub fn new(name: &str, token: &str) -> PresentedToken {
-        if tokens::is_token(token) {
-            PresentedToken(Presented::Made(OwnValue::new(name, token)))
-        } else {
-            let value = SecretString::from(token);
-            let store = SecretStore::from_values(BTreeMap::from([(name.to_owned(), value)]));
-            PresentedToken(Presented::Chosen(store))
-        }
+    /// `None` for a token not made here (an admin token an operator chose: nothing keeps it
+    /// but its SHA-256, and it has no shape to recognise it by).
+    pub fn new(name: &str, token: &str) -> Option<PresentedToken> {
+        tokens::is_token(token).then(|| PresentedToken(Arc::new(OwnValue::new(name, token))))
     }
 
     /// Every string, key and number of `value` with the token's echoes masked.
     pub fn redact_json(&self, value: Value) -> Value {
         map_json_text(value, &|text| {
-            let redacted = match &self.0 {
-                Presented::Made(own) => redact_own(text.as_bytes(), &[own]),
-                Presented::Chosen(store) => store.redact(text.as_bytes()),
-            };
-            as_text(text, redacted)
+            as_text(
+                text,
+                redact_own(text.as_bytes(), std::slice::from_ref(&self.0)),
+            )
         })
     }
 }
@@ -450,6 +443,8 @@ pub fn token_sha256(token: &str) -> String {
 pub struct Bindings {
     store: Arc<SecretStore>,
     bound: Vec<Binding>,
+    /// The values made for this node run (also in `bound`), searched for in everything redacted.
+    own: Vec<Arc<OwnValue>>,
     /// The run token for the platform's API, when bound: its run, and its MAC's index in `bound`.
     run_token: Option<(String, usize)>,
 }
@@ -475,6 +470,7 @@ impl Bindings {
         Bindings {
             store,
             bound,
+            own: Vec::new(),
             run_token: None,
         }
     }
@@ -487,11 +483,7 @@ impl Bindings {
         let token = Zeroizing::new(hex::encode(random));
         let sha256 = token_sha256(&token);
         let handle = new_handle();
-        self.bound.push(Binding {
-            secret: Held::own(name, &token),
-            handle: handle.clone(),
-            usable: true,
-        });
+        self.bind_own(name, &token, handle.clone(), true);
         BoundToken { handle, sha256 }
     }
 
@@ -500,12 +492,18 @@ impl Bindings {
     /// masks its MAC as `[secret:airlock-platform-token]`.
     pub fn bind_run_token(&mut self, key: &PlatformKey, run: &str) {
         let mac = key.run_mac(run);
-        self.bound.push(Binding {
-            secret: Held::own(PLATFORM_TOKEN_SECRET, &mac),
-            handle: new_handle(),
-            usable: false,
-        });
+        self.bind_own(PLATFORM_TOKEN_SECRET, &mac, new_handle(), false);
         self.run_token = Some((run.to_owned(), self.bound.len() - 1));
+    }
+
+    fn bind_own(&mut self, name: &str, value: &str, handle: String, usable: bool) {
+        let own = Arc::new(OwnValue::new(name, value));
+        self.own.push(Arc::clone(&own));
+        self.bound.push(Binding {
+            secret: Held::Own(own),
+            handle,
+            usable,
+        });
     }
 
     pub fn has_run_token(&self) -> bool {
@@ -611,10 +609,17 @@ impl Bindings {
     /// What anything leaving this node run passes through: handles (usable or not) become
     /// `[secret:NAME]`, and so does every echo of every secret value.
     pub fn scrub(&self, text: &str) -> String {
-        let masked = self.mask(text);
-        match self.redact_str(&masked) {
-            Cow::Borrowed(_) => masked,
-            Cow::Owned(redacted) => redacted,
+        self.scrubbed(text).into_owned()
+    }
+
+    /// `scrub`, without a copy of a text with nothing to scrub.
+    fn scrubbed<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.mask(text) {
+            Cow::Borrowed(text) => self.redact_str(text),
+            Cow::Owned(masked) => match self.redact_str(&masked) {
+                Cow::Borrowed(_) => Cow::Owned(masked),
+                Cow::Owned(redacted) => Cow::Owned(redacted),
+            },
         }
     }
 
@@ -626,8 +631,7 @@ impl Bindings {
         // The node run's own values first: a loaded secret's echo inside a token (a short value
         // that happens to look like hex) would otherwise cut it in two, and neither part would
         // match. Their forms contain no `[`, so the labels they leave cannot be cut in turn.
-        let owns: Vec<&OwnValue> = self.own_values().collect();
-        match redact_own(bytes, &owns) {
+        match redact_own(bytes, &self.own) {
             Cow::Borrowed(bytes) => self.store.redact(bytes),
             Cow::Owned(own_redacted) => Cow::Owned(self.store.redact(&own_redacted).into_owned()),
         }
@@ -640,38 +644,28 @@ impl Bindings {
 
     /// Names of this node run's own values that occur in `bytes` in any form `redact` replaces.
     pub fn own_values_in(&self, bytes: &[u8]) -> Vec<&str> {
-        let owns: Vec<&OwnValue> = self.own_values().collect();
-        let digits: Vec<&[u8]> = owns.iter().map(|own| own.digits()).collect();
-        let mut found = vec![false; owns.len()];
-        for echo in tokens::find(bytes, &digits) {
+        let mut found = vec![false; self.own.len()];
+        for echo in tokens::find(bytes, self.own.iter().map(|own| own.digits())) {
             found[echo.token] = true;
         }
-        owns.iter()
+        self.own
+            .iter()
             .zip(found)
             .filter(|(own, found)| *found || own.in_base64(bytes))
             .map(|(own, _)| own.secret.name.as_str())
             .collect()
     }
 
-    fn own_values(&self) -> impl Iterator<Item = &OwnValue> {
-        self.bound
-            .iter()
-            .filter_map(|binding| match &binding.secret {
-                Held::Own(own) => Some(own.as_ref()),
-                Held::Loaded(_) => None,
-            })
-    }
-
     /// `scrub` over every string, key and number of a JSON value.
     pub fn scrub_json(&self, value: Value) -> Value {
-        map_json_text(value, &|text| match self.scrub(text) {
-            scrubbed if scrubbed == text => Cow::Borrowed(text),
-            scrubbed => Cow::Owned(scrubbed),
-        })
+        map_json_text(value, &|text| self.scrubbed(text))
     }
 
     /// Handles -> `[secret:NAME]`.
-    fn mask(&self, text: &str) -> String {
+    fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if find(text.as_bytes(), HANDLE_PREFIX).is_none() {
+            return Cow::Borrowed(text);
+        }
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for (pos, index) in self.handles_in(text.as_bytes(), false) {
@@ -680,7 +674,7 @@ impl Bindings {
             at = pos + HANDLE_LEN;
         }
         out.push_str(&text[at..]);
-        out
+        Cow::Owned(out)
     }
 
     pub fn store(&self) -> &SecretStore {

@@ -191,17 +191,18 @@ impl FromRequestParts<Arc<Api>> for Bearer {
 impl Bearer {
     /// The token presented, to be masked in whatever the caller posts (a webhook service may
     /// echo its callback token in its logs), under the name of the secret it is. Of a run token
-    /// that is its MAC: the run id before it is no secret.
+    /// that is its MAC: the run id before it is no secret. `None` for an admin token an operator
+    /// chose (see `PresentedToken::new`); a generated one is masked.
     pub fn presented(&self) -> Option<PresentedToken> {
         let token = self.token.as_deref()?;
-        Some(if self.admin {
+        if self.admin {
             PresentedToken::new(ADMIN_TOKEN_SECRET, token)
         } else if self.run.is_some() {
             let (_, mac) = token.rsplit_once('.')?;
             PresentedToken::new(PLATFORM_TOKEN_SECRET, mac)
         } else {
             PresentedToken::new(CALLBACK_TOKEN_SECRET, token)
-        })
+        }
     }
 
     /// Whether this caller may update or log node run `wfnr`: the admin token, the node run's

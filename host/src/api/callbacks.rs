@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::auth::Bearer;
 use super::{Api, ApiError};
 use crate::engine::{Completion, RunResult, WorkflowRun};
+use crate::secrets::PresentedToken;
 
 const UPDATE_FIELDS: &[&str] = &["status", "result", "output", "logs"];
 const LOG_FIELDS: &[&str] = &["logLevel", "log", "tags"];
@@ -25,15 +26,45 @@ enum Update {
     InProgress(Vec<Value>),
 }
 
-/// The body as JSON, with every echo of the caller's own token masked in its text (after
-/// parsing: a `\u0061`-style escape or any other form `PresentedToken` reads is masked too).
-fn body_json(bearer: &Bearer, body: &Bytes) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
-    Ok(match bearer.presented() {
-        Some(token) => token.redact_json(value),
-        None => value,
-    })
+fn body_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))
+}
+
+/// What is stored of an update, with every echo of the caller's own token masked: the output
+/// and the logs' text and tags, once parsed (a `\u0061`-style escape is decoded by then; any
+/// other form `PresentedToken` reads is masked as it stands). The fields the API reads
+/// (status, result, logLevel) are left as they were checked.
+fn masked(bearer: &Bearer, update: Update) -> Update {
+    let Some(token) = bearer.presented() else {
+        return update;
+    };
+    let lines = |logs: Vec<Value>| logs.into_iter().map(|l| masked_line(&token, l)).collect();
+    match update {
+        Update::Completed(Completion::Reported {
+            result,
+            output,
+            logs,
+        }) => Update::Completed(Completion::Reported {
+            result,
+            output: token.redact_json(output),
+            logs: lines(logs),
+        }),
+        Update::InProgress(logs) => Update::InProgress(lines(logs)),
+        other @ Update::Completed(Completion::TimedOut) => other,
+    }
+}
+
+fn masked_line(token: &PresentedToken, line: Value) -> Value {
+    let Value::Object(mut fields) = line else {
+        return line;
+    };
+    for name in ["log", "tags"] {
+        if let Some(value) = fields.remove(name) {
+            fields.insert(name.to_owned(), token.redact_json(value));
+        }
+    }
+    Value::Object(fields)
 }
 
 fn object(value: Value, fields: &[&str]) -> Result<Map<String, Value>, ApiError> {
@@ -140,7 +171,8 @@ async fn apply(
     body: &Bytes,
 ) -> Result<Json<Value>, ApiError> {
     bearer.may_update(api, wfnr)?;
-    let run = match parse_update(body_json(&bearer, body)?)? {
+    let update = masked(&bearer, parse_update(body_json(body)?)?);
+    let run = match update {
         Update::Completed(completion) => api.conductor.complete(wfnr, completion).await?,
         Update::InProgress(logs) => {
             api.conductor.append_logs(wfnr, &logs)?;
@@ -190,8 +222,12 @@ pub(super) async fn logs(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     bearer.may_update(&api, &wfnr)?;
-    let line = Value::Object(object(body_json(&bearer, &body)?, LOG_FIELDS)?);
+    let line = Value::Object(object(body_json(&body)?, LOG_FIELDS)?);
     let line = log_line(&line, "$")?;
+    let line = match bearer.presented() {
+        Some(token) => masked_line(&token, line),
+        None => line,
+    };
     api.conductor.append_logs(&wfnr, &[line])?;
     Ok(node_run_answer(&owner_run(&api, &wfnr)?, &wfnr))
 }

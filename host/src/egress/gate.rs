@@ -2,9 +2,10 @@
 //! recorded in the audit log before the node gets its answer.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::error::Error as StdError;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use super::{
 };
 use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::secrets::{Bindings, Encoding, PLATFORM_TOKEN_SECRET};
+use crate::sync;
 use crate::time::now;
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -72,7 +74,7 @@ struct Who {
     node_allow: Option<Arc<Vec<Pattern>>>,
     buffers: Arc<BodyBudget>,
     flights: Arc<Flights>,
-    carried_value: Arc<AtomicBool>,
+    carried_value: Arc<Mutex<bool>>,
 }
 
 impl Who {
@@ -176,7 +178,7 @@ impl Gate {
             .inner
             .admit(&who, head, &mut facts)
             .map(drop)
-            .map_err(|err| err.scrubbed(|text| who.bindings.scrub(text)));
+            .map_err(|err| scrubbed_for_node(&who, err));
         if let Err(err) = &result {
             self.record_detached(attempt_record(&who, &head.url, facts, Some(err), 0));
         }
@@ -193,7 +195,7 @@ impl Gate {
             method: method.to_string(),
             ..Facts::default()
         };
-        let err = err.scrubbed(|text| who.bindings.scrub(text));
+        let err = scrubbed_for_node(&who, err);
         self.record_detached(attempt_record(&who, url, facts, Some(&err), 0));
     }
 
@@ -284,9 +286,28 @@ fn head(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// A carried-value refusal, which also stops the node run's later requests.
-fn carried(caller: &Who, denial: Denial, facts: &mut Facts) -> EgressError {
-    caller.carried_value.store(true, Ordering::SeqCst);
+/// `err` as the node may see it: scrubbed. A secret's value in its text came from what the node
+/// wrote (a method, a header name, a host quoted back), and the label in its place would tell
+/// the node which of its guesses it was: the node is told once, as by the carried-value check,
+/// and no later request of its node run is sent.
+fn scrubbed_for_node(caller: &Who, err: EgressError) -> EgressError {
+    let held_value = Cell::new(false);
+    let err = err.scrubbed(|text| {
+        let bindings = &caller.bindings;
+        if !bindings.store().values_in(text.as_bytes()).is_empty()
+            || !bindings.own_values_in(text.as_bytes()).is_empty()
+        {
+            held_value.set(true);
+        }
+        bindings.scrub(text)
+    });
+    if held_value.get() {
+        *sync::lock(&caller.carried_value) = true;
+    }
+    err
+}
+
+fn carried(denial: Denial, facts: &mut Facts) -> EgressError {
     facts.rule = Some(denial.to_string());
     EgressError::Denied(denial)
 }
@@ -306,7 +327,7 @@ impl Inner {
             () = caller.flights.ended() => Err(EgressError::Cancelled),
             result = self.attempt(caller, made, &req, &mut facts) => result,
         }
-        .map_err(|err| err.scrubbed(|text| caller.bindings.scrub(text)));
+        .map_err(|err| scrubbed_for_node(caller, err));
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let error = result.as_ref().err();
         let mut record = attempt_record(caller, &req.url, facts, error, duration_ms);
@@ -387,12 +408,6 @@ impl Inner {
             facts.rule = Some(denial.to_string());
             return Err(EgressError::Denied(denial));
         }
-        if caller.carried_value.load(Ordering::SeqCst) {
-            let denial = Denial::AfterCarriedValue;
-            facts.rule = Some(denial.to_string());
-            return Err(EgressError::Denied(denial));
-        }
-
         let Admitted {
             method,
             url,
@@ -400,7 +415,17 @@ impl Inner {
         } = self.admit(caller, req, facts)?;
 
         self.check_handles(&caller.bindings, &url, req, facts)?;
-        self.check_carried_values(caller, &url, req, facts)?;
+        {
+            // Held through the check: of two requests checked at once, the second must see
+            // the first's refusal, or each would answer a question of its own.
+            let mut carried_before = sync::lock(&caller.carried_value);
+            if *carried_before {
+                return Err(carried(Denial::AfterCarriedValue, facts));
+            }
+            let checked = self.check_carried_values(caller, &url, req, facts);
+            *carried_before = checked.is_err();
+            checked?;
+        }
 
         let bindings = &caller.bindings;
         let revealed_url = bindings
@@ -508,7 +533,7 @@ impl Inner {
                     place,
                     host: url.host_str().unwrap_or_default().to_owned(),
                 };
-                return Err(carried(caller, denial, facts));
+                return Err(carried(denial, facts));
             }
             for name in store.values_in(text) {
                 if !facts.secrets.iter().any(|n| n == name) {
@@ -520,7 +545,7 @@ impl Inner {
                         place,
                         host: url.host_str().unwrap_or_default().to_owned(),
                     };
-                    return Err(carried(caller, denial, facts));
+                    return Err(carried(denial, facts));
                 }
             }
         }

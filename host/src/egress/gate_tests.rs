@@ -875,6 +875,23 @@ async fn after_a_carried_value_is_refused_no_request_of_the_node_run_is_sent() {
 }
 
 #[tokio::test]
+async fn a_value_quoted_back_in_an_error_also_stops_the_node_runs_requests() {
+    // The method is quoted in its error, scrubbed: the label would show which guess it was.
+    let server = Server::start(ok).await;
+    let setup = Setup::new(&allow_only(&server), GateLimits::default());
+    let guesses = request(&format!("GUESS-1 {SECRET} GUESS-3"), &server.url("/"));
+    let err = setup.send(guesses).await.expect_err("not a method");
+    assert!(err.to_string().contains("[secret:api-token]"), "{err}");
+    assert!(!err.to_string().contains(SECRET), "{err}");
+    let err = setup
+        .send(request("GET", &server.url("/")))
+        .await
+        .expect_err("stopped");
+    assert_eq!(err, EgressError::Denied(Denial::AfterCarriedValue));
+    assert_eq!(server.hits(), 0);
+}
+
+#[tokio::test]
 async fn a_value_in_a_refused_host_is_redacted_from_every_field_of_its_audit_record() {
     // A value a node got hold of somehow; the URL's host is lowercased when it is parsed.
     let value = "Leaked-Token-0123";

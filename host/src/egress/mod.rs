@@ -17,7 +17,8 @@ mod policy;
 mod reached;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 pub use address::Restriction;
@@ -73,7 +74,7 @@ pub struct Caller {
     /// Set when a request carried a secret's value where that secret may not go: no later
     /// request of the node run is sent. The check cannot help but answer "is the value among
     /// these?"; stopping at the first yes keeps a node from testing guesses request by request.
-    pub carried_value: Arc<AtomicBool>,
+    pub carried_value: Arc<Mutex<bool>>,
 }
 
 /// A request as the node sent it: secrets appear as handles.

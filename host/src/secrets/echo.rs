@@ -211,11 +211,14 @@ fn received_variants(value: &str) -> Vec<Zeroizing<String>> {
     variants
 }
 
-/// The base64 forms of a value made for one node run (whole, or inside a longer blob), at least
-/// `MIN_ECHO_LEN` long. Longest first, so that a whole form is replaced before a part of it
-/// could be; each once.
-pub(super) fn base64_value_forms(value: &[u8]) -> Vec<Zeroizing<String>> {
-    let mut forms = base64_forms(value);
+/// The base64 forms of the ways a value made for one node run is written (whole, or inside a
+/// longer blob), at least `MIN_ECHO_LEN` long. Longest first, so that a whole form is replaced
+/// before a part of it could be; each once.
+pub(super) fn base64_value_forms(values: &[&[u8]]) -> Vec<Zeroizing<String>> {
+    let mut forms: Vec<_> = values
+        .iter()
+        .flat_map(|value| base64_forms(value))
+        .collect();
     forms.retain(|form| form.len() >= MIN_ECHO_LEN);
     forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     forms.dedup();

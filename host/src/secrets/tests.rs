@@ -521,6 +521,7 @@ fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
     let label = "[secret:airlock-callback-token]";
     for echo in [
         STANDARD.encode(&value),
+        STANDARD.encode(value.to_uppercase()),
         URL_SAFE_NO_PAD.encode(&value),
         format!("Basic {}", STANDARD.encode(format!("us:{value}"))),
         format!(
@@ -577,7 +578,7 @@ fn a_bound_token_echoed_digit_by_digit_in_mixed_forms_is_redacted_and_recognised
 #[test]
 fn a_presented_token_is_masked_in_every_string_key_and_number_of_what_its_caller_posts() {
     let made = "c0ffee".repeat(10) + "0123";
-    let token = PresentedToken::new("airlock-callback-token", &made.to_uppercase());
+    let token = PresentedToken::new("airlock-callback-token", &made.to_uppercase()).expect("made");
     let escaped: String = made
         .chars()
         .map(|c| format!("\\u{:04x}", c as u32))
@@ -592,12 +593,8 @@ fn a_presented_token_is_masked_in_every_string_key_and_number_of_what_its_caller
         token.redact_json(body),
         serde_json::json!({"log": format!("got {label}"), label: 1, "n": [label]})
     );
-    // An operator's admin token has no set shape: it is recognised as a loaded secret is.
-    let admin = PresentedToken::new("airlock-api-token", "Operator's token!");
-    assert_eq!(
-        admin.redact_json(serde_json::json!({"log": "Operator%27s%20token%21 and 12"})),
-        serde_json::json!({"log": "[secret:airlock-api-token] and 12"})
-    );
+    // An operator's admin token has no set shape to recognise it by, and is kept as a hash only.
+    assert!(PresentedToken::new("airlock-api-token", "Operator's token!").is_none());
 }
 
 #[test]

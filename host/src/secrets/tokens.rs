@@ -21,12 +21,17 @@ pub(super) struct TokenEcho {
     pub(super) token: usize,
 }
 
-/// Every echo in `text` of one of `tokens` (lowercase hex), leftmost first, not overlapping.
-pub(super) fn find(text: &[u8], tokens: &[&[u8]]) -> Vec<TokenEcho> {
+/// Every echo in `text` of one of `tokens` (lowercase hex), in the order they start. Echoes may
+/// overlap (one token ending in the digits another begins with): the search goes on from just
+/// after each one's start, so the second is found too.
+pub(super) fn find<'t>(
+    text: &[u8],
+    tokens: impl Iterator<Item = &'t [u8]> + Clone,
+) -> Vec<TokenEcho> {
     let mut found = Vec::new();
     let mut at = 0;
     while at < text.len() {
-        let echo = tokens.iter().enumerate().find_map(|(token, digits)| {
+        let echo = tokens.clone().enumerate().find_map(|(token, digits)| {
             echo_end(text, at, digits).map(|end| TokenEcho {
                 start: at,
                 end,
@@ -36,7 +41,7 @@ pub(super) fn find(text: &[u8], tokens: &[&[u8]]) -> Vec<TokenEcho> {
         match echo {
             Some(echo) => {
                 found.push(echo);
-                at = echo.end;
+                at = echo.start + 1;
             }
             None => at += 1,
         }
@@ -115,7 +120,7 @@ mod tests {
     }
 
     fn spans(text: &str) -> Vec<(usize, usize)> {
-        find(text.as_bytes(), &[TOKEN.as_bytes()])
+        find(text.as_bytes(), [TOKEN.as_bytes()].into_iter())
             .iter()
             .map(|echo| (echo.start, echo.end))
             .collect()
@@ -145,7 +150,13 @@ mod tests {
         for form in forms {
             let echo = written(form);
             let text = format!("before {echo} after");
-            assert_eq!(spans(&text), vec![(7, 7 + echo.len())], "{text}");
+            // Another reading may start inside it (`%30%31…` read from its `0`): within it.
+            let found = spans(&text);
+            assert_eq!(found[0], (7, 7 + echo.len()), "{text}");
+            assert!(
+                found.iter().all(|&(_, end)| end <= 7 + echo.len()),
+                "{text}"
+            );
         }
     }
 
@@ -156,10 +167,21 @@ mod tests {
         for before in ["&#", "%4", "\\u00", "abc", "&#x", "%%"] {
             let token = format!("{}{}", &TOKEN[5..], &TOKEN[..5]);
             let text = format!("{before}{token}");
-            let found = find(text.as_bytes(), &[token.as_bytes()]);
+            let found = find(text.as_bytes(), [token.as_bytes()].into_iter());
             assert_eq!(found.len(), 1, "{text}");
             assert_eq!(found[0].end, text.len());
         }
+    }
+
+    #[test]
+    fn overlapping_tokens_are_both_found() {
+        // `a` ends in the digit `b` begins with: `b` starts inside `a`'s echo.
+        let a = format!("{}7", &TOKEN[..63]);
+        let b = format!("7{}", &TOKEN[..63]);
+        let text = format!("{a}{}", &b[1..]);
+        let found = find(text.as_bytes(), [a.as_bytes(), b.as_bytes()].into_iter());
+        let spans: Vec<_> = found.iter().map(|e| (e.start, e.end, e.token)).collect();
+        assert_eq!(spans, vec![(0, 64, 0), (63, 127, 1)]);
     }
 
     #[test]
