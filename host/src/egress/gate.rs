@@ -352,6 +352,10 @@ impl Inner {
         req: &Request,
         facts: &mut Facts,
     ) -> Result<Admitted, EgressError> {
+        // Also read where a wasi:http request is admitted by its head, before its body.
+        if *sync::lock(&caller.carried_value) {
+            return Err(carried(Denial::AfterCarriedValue, facts));
+        }
         self.limits.check_head(req)?;
         let method = req.method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {

@@ -865,6 +865,12 @@ async fn after_a_carried_value_is_refused_no_request_of_the_node_run_is_sent() {
     let records = setup.records();
     assert_eq!(records.len(), 3);
     assert!(records.iter().all(|r| r.decision == Decision::Deny));
+    // A wasi:http request is refused as soon as its head is admitted, before its body.
+    let head = request("POST", &server.url("/"));
+    assert_eq!(
+        setup.gate.admit(&setup.caller, &head),
+        Err(EgressError::Denied(Denial::AfterCarriedValue))
+    );
     // Another node run is not affected.
     let fresh = Setup::new(&policy, GateLimits::default());
     fresh

@@ -29,22 +29,20 @@ pub(super) fn find<'t>(
     tokens: impl Iterator<Item = &'t [u8]> + Clone,
 ) -> Vec<TokenEcho> {
     let mut found = Vec::new();
-    let mut at = 0;
-    while at < text.len() {
+    if tokens.clone().next().is_none() {
+        return found;
+    }
+    for start in 0..text.len() {
+        // Most bytes start no digit; a digit is read once, whatever the number of tokens.
+        let Some((lead, len)) = digit_at(&text[start..]) else {
+            continue;
+        };
         let echo = tokens.clone().enumerate().find_map(|(token, digits)| {
-            echo_end(text, at, digits).map(|end| TokenEcho {
-                start: at,
-                end,
-                token,
-            })
+            let (&first, rest) = digits.split_first()?;
+            let end = (first == lead).then(|| echo_end(text, start + len, rest))??;
+            Some(TokenEcho { start, end, token })
         });
-        match echo {
-            Some(echo) => {
-                found.push(echo);
-                at = echo.start + 1;
-            }
-            None => at += 1,
-        }
+        found.extend(echo);
     }
     found
 }
