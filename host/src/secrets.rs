@@ -184,26 +184,8 @@ impl SecretStore {
         if found.peek().is_none() {
             return Cow::Borrowed(bytes);
         }
-        let mut out = Vec::with_capacity(bytes.len());
-        // `at`: how far the text is copied or covered. An echo overlapping the last one covers
-        // the rest of its own span, under its label unless it is of the same secret (a value
-        // that overlaps itself, `aaaa` in `aaaaaa`, gets one label); one inside it adds nothing.
-        let mut at = 0;
-        let mut last = None;
-        for m in found {
-            if m.end <= at {
-                continue;
-            }
-            if m.start >= at {
-                out.extend_from_slice(&bytes[at..m.start]);
-            }
-            if m.start >= at || last != Some(m.secret) {
-                out.extend_from_slice(self.secrets[m.secret].label.as_bytes());
-            }
-            (at, last) = (m.end, Some(m.secret));
-        }
-        out.extend_from_slice(&bytes[at..]);
-        Cow::Owned(out)
+        let spans = found.map(|m| (m.start, m.end, m.secret));
+        Cow::Owned(labelled(bytes, spans, |secret| &self.secrets[secret].label))
     }
 
     /// Names of the secrets whose value occurs in `bytes` in any form `redact` recognises.
@@ -230,6 +212,33 @@ impl SecretStore {
     pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
         as_text(text, self.redact(text.as_bytes()))
     }
+}
+
+/// `bytes` with each echo `(start, end, whose)` (in the order they start) replaced by
+/// `label(whose)`. `at`: how far the text is copied or covered. An echo overlapping the last one
+/// covers the rest of its own span, under its label unless it is of the same value (a value that
+/// overlaps itself, `aaaa` in `aaaaaa`, gets one label); one inside it adds nothing.
+fn labelled<'l>(
+    bytes: &[u8],
+    echoes: impl Iterator<Item = (usize, usize, usize)>,
+    label: impl Fn(usize) -> &'l str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut at, mut last) = (0, None);
+    for (start, end, whose) in echoes {
+        if end <= at {
+            continue;
+        }
+        if start >= at {
+            out.extend_from_slice(&bytes[at..start]);
+        }
+        if start >= at || last != Some(whose) {
+            out.extend_from_slice(label(whose).as_bytes());
+        }
+        (at, last) = (end, Some(whose));
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
 }
 
 /// `text` after a byte-level redaction. Echo forms and labels are valid UTF-8 and UTF-8 is
@@ -362,24 +371,8 @@ fn redact_own<'a>(bytes: &'a [u8], owns: &[Arc<OwnValue>]) -> Cow<'a, [u8]> {
     let mut text = Cow::Borrowed(bytes);
     let echoes = tokens::find(bytes, owns.iter().map(|own| own.digits()));
     if !echoes.is_empty() {
-        let mut out = Vec::with_capacity(bytes.len());
-        // As in `SecretStore::redact`: an echo overlapping the last one covers the rest of its
-        // span, under its own label unless it is of the same token.
-        let (mut at, mut last) = (0, None);
-        for echo in echoes {
-            if echo.end <= at {
-                continue;
-            }
-            if echo.start >= at {
-                out.extend_from_slice(&bytes[at..echo.start]);
-            }
-            if echo.start >= at || last != Some(echo.token) {
-                out.extend_from_slice(owns[echo.token].secret.label.as_bytes());
-            }
-            (at, last) = (echo.end, Some(echo.token));
-        }
-        out.extend_from_slice(&bytes[at..]);
-        text = Cow::Owned(out);
+        let spans = echoes.iter().map(|e| (e.start, e.end, e.token));
+        text = Cow::Owned(labelled(bytes, spans, |token| &owns[token].secret.label));
     }
     for own in owns {
         for form in &own.base64_forms {

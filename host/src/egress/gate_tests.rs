@@ -202,6 +202,14 @@ fn allow_only(server: &Server) -> String {
     )
 }
 
+/// `allow_only(server)`, with secret `api-token` scoped to another host.
+fn scoped_elsewhere(server: &Server) -> String {
+    format!(
+        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
+        allow_only(server)
+    )
+}
+
 #[test]
 fn numeric_ipv4_forms_normalise_to_loopback() {
     for host in [
@@ -477,10 +485,7 @@ async fn handles_outside_path_and_query_are_refused() {
 #[tokio::test]
 async fn secret_outside_its_scope_is_refused() {
     let server = Server::start(ok).await;
-    let policy = format!(
-        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
-        allow_only(&server)
-    );
+    let policy = scoped_elsewhere(&server);
     let setup = Setup::new(&policy, GateLimits::default());
     let mut req = request("GET", &server.url("/"));
     req.headers = vec![("Authorization".into(), format!("Bearer {}", setup.handle))];
@@ -505,10 +510,7 @@ async fn secret_outside_its_scope_is_refused() {
 #[tokio::test]
 async fn a_handle_split_by_characters_the_url_parser_strips_is_still_scoped() {
     let server = Server::start(ok).await;
-    let policy = format!(
-        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
-        allow_only(&server)
-    );
+    let policy = scoped_elsewhere(&server);
     let setup = Setup::new(&policy, GateLimits::default());
     // URL parsing removes tabs and newlines, which would rejoin the handle after the check.
     let (head, tail) = setup.handle.split_at(10);
@@ -793,10 +795,7 @@ async fn a_cancelled_send_is_still_audited() {
 #[tokio::test]
 async fn a_carried_value_is_refused_outside_its_scope_in_any_encoding() {
     let server = Server::start(ok).await;
-    let policy = format!(
-        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
-        allow_only(&server)
-    );
+    let policy = scoped_elsewhere(&server);
     let escaped: String = SECRET
         .chars()
         .map(|c| format!("\\u{:04X}", u32::from(c)))
@@ -842,10 +841,7 @@ async fn after_a_carried_value_is_refused_no_request_of_the_node_run_is_sent() {
     // Else a node could test guesses of a value request after request, each "refused" or
     // "sent" telling it whether the value was among them.
     let server = Server::start(ok).await;
-    let policy = format!(
-        "{}\n[secrets.api-token]\nhosts = [\"api.example.com\"]",
-        allow_only(&server)
-    );
+    let policy = scoped_elsewhere(&server);
     let setup = Setup::new(&policy, GateLimits::default());
     let mut guesses = request("POST", &server.url("/"));
     guesses.body = Some(format!("guess-1 guess-2 {SECRET} guess-4").into_bytes());

@@ -510,14 +510,19 @@ fn a_bound_token_is_revealed_only_at_its_handle_and_scrubbed_like_a_secret() {
     );
 }
 
-#[test]
-fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
-    let mut bindings = Bindings::new(store(&[]));
+/// Binds a callback token in `bindings` and reveals its value.
+fn bound_callback_token(bindings: &mut Bindings) -> String {
     let token = bindings.bind_token("airlock-callback-token");
     let revealed = bindings
         .reveal(token.handle.as_bytes(), Encoding::Raw)
         .expect("reveal");
-    let value = String::from_utf8(revealed.to_vec()).unwrap();
+    String::from_utf8(revealed.to_vec()).unwrap()
+}
+
+#[test]
+fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
+    let mut bindings = Bindings::new(store(&[]));
+    let value = bound_callback_token(&mut bindings);
     let label = "[secret:airlock-callback-token]";
     for echo in [
         STANDARD.encode(&value),
@@ -542,11 +547,7 @@ fn a_bound_token_echoed_in_base64_or_escaped_is_redacted() {
 #[test]
 fn a_bound_token_echoed_digit_by_digit_in_mixed_forms_is_redacted_and_recognised() {
     let mut bindings = Bindings::new(store(&[]));
-    let token = bindings.bind_token("airlock-callback-token");
-    let revealed = bindings
-        .reveal(token.handle.as_bytes(), Encoding::Raw)
-        .expect("reveal");
-    let value = String::from_utf8(revealed.to_vec()).unwrap();
+    let value = bound_callback_token(&mut bindings);
     // Each digit its own way, as a receiver mixing encoders (or a hostile one) may write it.
     let mixed: String = value
         .chars()
