@@ -15,6 +15,7 @@ mod tokens;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -759,25 +760,74 @@ impl Encoding {
 
 /// Applies `f` to every string, object key and number (as its JSON text) in `value`. A number
 /// whose text `f` changes becomes a string: `[secret:NAME]` is not a number.
-fn map_json_text(value: Value, f: &impl Fn(&str) -> Cow<'_, str>) -> Value {
+/// `value` with `f` applied to every string, key and number (a number whose text changes
+/// becomes a string). Changed in place: only what `f` changes is copied.
+fn map_json_text(mut value: Value, f: &impl Fn(&str) -> Cow<'_, str>) -> Value {
+    map_json_text_in_place(&mut value, f);
+    value
+}
+
+fn map_json_text_in_place(value: &mut Value, f: &impl Fn(&str) -> Cow<'_, str>) {
     match value {
-        Value::String(text) => match f(&text) {
-            Cow::Borrowed(_) => Value::String(text),
-            Cow::Owned(changed) => Value::String(changed),
-        },
-        Value::Number(number) => {
-            let text = number.to_string();
-            match f(&text) {
-                Cow::Borrowed(_) => Value::Number(number),
-                Cow::Owned(changed) => Value::String(changed),
+        Value::String(text) => {
+            if let Cow::Owned(changed) = f(text) {
+                *text = changed;
             }
         }
-        Value::Array(items) => items.into_iter().map(|v| map_json_text(v, f)).collect(),
-        Value::Object(fields) => fields
-            .into_iter()
-            .map(|(key, v)| (f(&key).into_owned(), map_json_text(v, f)))
-            .collect(),
-        other => other,
+        Value::Number(number) => {
+            // Most numbers' text fits on the stack; a longer one is formatted on the heap.
+            let mut short = NumberText::default();
+            let long;
+            let text = if write!(short, "{number}").is_ok() {
+                short.as_str()
+            } else {
+                long = number.to_string();
+                &long
+            };
+            if let Cow::Owned(changed) = f(text) {
+                *value = Value::String(changed);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| map_json_text_in_place(item, f)),
+        Value::Object(fields) => {
+            // Keys rarely change: the map is rebuilt (in order) only when one does.
+            if fields.keys().any(|key| matches!(f(key), Cow::Owned(_))) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(key, v)| (f(&key).into_owned(), v))
+                    .collect();
+            }
+            fields
+                .values_mut()
+                .for_each(|v| map_json_text_in_place(v, f));
+        }
+        Value::Null | Value::Bool(_) => {}
+    }
+}
+
+/// A JSON number's text, formatted without an allocation.
+#[derive(Default)]
+struct NumberText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl NumberText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for NumberText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

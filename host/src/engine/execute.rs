@@ -238,7 +238,16 @@ impl Runtime {
     ) -> After<'w> {
         let started = Instant::now();
         let mut bindings = Bindings::new(self.secrets.clone());
-        let ctx = node_context(workflow, run, &node_run, &bindings);
+        // A static config with no variables reads nothing of the run: its context (a copy of
+        // every output so far) is built only for a node that reads it.
+        let reads_context = matches!(node.kind, NodeKind::Condition)
+            || !node.config_template.is_static()
+            || node.variables.is_some();
+        let ctx = if reads_context {
+            node_context(workflow, run, &node_run, &bindings)
+        } else {
+            Value::Null
+        };
         let step = match &node.kind {
             NodeKind::Condition => condition_step(node, &ctx),
             _ => {

@@ -347,13 +347,24 @@ fn redacts_go_and_dotnet_json_escapes_and_any_hex_case() {
 fn redact_json_covers_strings_keys_and_numbers() {
     let store = store(&[("pin", "12345678"), ("tok", "tok-value")]);
     let value = serde_json::json!({
-        "tok-value": ["x tok-value y", 12345678, 7, {"n": "dG9rLXZhbHVl"}],
+        "a": 1,
+        "tok-value": ["x tok-value y", 12345678, 7, {"n": "dG9rLXZhbHVl"}, 12345678.5, -0.25],
+        "z": {"b": true, "a": null},
     });
+    let redacted = store.redact_json(value);
     assert_eq!(
-        store.redact_json(value),
+        redacted,
         serde_json::json!({
-            "[secret:tok]": ["x [secret:tok] y", "[secret:pin]", 7, {"n": "[secret:tok]"}],
+            "a": 1,
+            "[secret:tok]": ["x [secret:tok] y", "[secret:pin]", 7, {"n": "[secret:tok]"},
+                             "[secret:pin].5", -0.25],
+            "z": {"b": true, "a": null},
         })
+    );
+    // A changed key keeps its place among the others.
+    assert_eq!(
+        redacted.to_string(),
+        r#"{"a":1,"[secret:tok]":["x [secret:tok] y","[secret:pin]",7,{"n":"[secret:tok]"},"[secret:pin].5",-0.25],"z":{"b":true,"a":null}}"#
     );
 }
 
