@@ -102,6 +102,8 @@ enum Node {
 #[derive(Clone)]
 pub struct Template {
     root: Node,
+    /// A template-free value's compact JSON, serialised once.
+    static_text: Option<String>,
 }
 
 impl fmt::Debug for Template {
@@ -118,9 +120,17 @@ impl Template {
     /// Compiles every template in `value`. `path` is the JSON path of `value` used in errors,
     /// e.g. `$.nodes[1].config`.
     pub fn compile(value: &Value, path: &str) -> Result<Template, TemplateError> {
-        Ok(Template {
-            root: Node::compile(value, path)?,
-        })
+        let root = Node::compile(value, path)?;
+        let static_text = match &root {
+            Node::Static(value) => Some(value.to_string()),
+            _ => None,
+        };
+        Ok(Template { root, static_text })
+    }
+
+    /// The compact JSON of a value without templates (what rendering it would give).
+    pub fn static_text(&self) -> Option<&str> {
+        self.static_text.as_deref()
     }
 
     /// Renders against `ctx`. Errors name the field path and the template.

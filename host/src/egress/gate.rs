@@ -795,19 +795,21 @@ fn chain(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
-fn redact_response(caller: &Who, response: Response) -> Response {
+/// `response` with every echo of a secret redacted; only what changes is copied.
+fn redact_response(caller: &Who, mut response: Response) -> Response {
     let bindings = &caller.bindings;
-    Response {
-        status: response.status,
-        // A server can echo a secret as a header name too. Such a header is dropped rather than
-        // renamed: `[secret:NAME]` is not a valid header name for clients that rebuild headers.
-        headers: response
-            .headers
-            .into_iter()
-            .filter(|(name, _)| matches!(bindings.redact_str(name), Cow::Borrowed(_)))
-            .map(|(name, value)| (name, bindings.redact_str(&value).into_owned()))
-            .collect(),
-        body: bindings.redact(&response.body).into_owned(),
-        held: response.held,
+    // A server can echo a secret as a header name too. Such a header is dropped rather than
+    // renamed: `[secret:NAME]` is not a valid header name for clients that rebuild headers.
+    response
+        .headers
+        .retain(|(name, _)| matches!(bindings.redact_str(name), Cow::Borrowed(_)));
+    for (_, value) in &mut response.headers {
+        if let Cow::Owned(redacted) = bindings.redact_str(value) {
+            *value = redacted;
+        }
     }
+    if let Cow::Owned(redacted) = bindings.redact(&response.body) {
+        response.body = redacted;
+    }
+    response
 }

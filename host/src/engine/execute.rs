@@ -319,10 +319,7 @@ impl Runtime {
             .iter()
             .map(|line| serde_json::to_value(line).unwrap_or(Value::Null))
             .collect();
-        let output = outcome.result.map_err(|f| f.to_string()).and_then(|text| {
-            serde_json::from_str::<Value>(&text)
-                .map_err(|e| format!("the node returned invalid JSON: {e}"))
-        });
+        let output = outcome.result.map_err(|f| f.to_string());
         let step = match output {
             // Its output is what the callback brings; the request's answer only said "accepted".
             Ok(_) if node.callback.is_some() => Step {
@@ -353,18 +350,23 @@ impl Runtime {
             .nodes
             .get(type_name)
             .ok_or_else(|| format!("no node component serves type {type_name}"))?;
-        let mut config = node
-            .config_template
-            .render(ctx)
-            .map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
-        if let Some(callback) = &node.callback {
-            self.expect_callback(node, callback, at, bindings, &mut config)
-                .await?;
-        }
+        let config = match (&node.callback, node.config_template.static_text()) {
+            (None, Some(text)) => text.to_owned(),
+            (callback, _) => {
+                let mut config = node
+                    .config_template
+                    .render(ctx)
+                    .map_err(|e| format!("node \"{}\": {e}", node.identifier))?;
+                if let Some(callback) = callback {
+                    self.expect_callback(node, callback, at, bindings, &mut config)
+                        .await?;
+                }
+                config.to_string()
+            }
+        };
         if let Some(key) = &self.platform_key {
             bindings.bind_run_token(key, &at.run.identifier);
         }
-        let config = config.to_string();
         bindings.retain_used(&config);
         // Validation checks the secrets a config names; this also catches dynamic references.
         let used = bindings.used_in(config.as_bytes());
@@ -482,7 +484,7 @@ fn node_context(
     template_context(
         &workflow_ctx,
         &run_ctx,
-        &run.outputs,
+        &run.outputs().to_map(),
         bindings.context_object(),
         &node_run.identifier,
         &node_run.created_at,
@@ -492,8 +494,6 @@ fn node_context(
 /// Takes a completed node run into `run` (its output becomes `.outputs.<node>`), and says where
 /// the walk goes next.
 fn record<'w>(workflow: &'w Workflow, run: &mut WorkflowRun, completed: NodeRun) -> After<'w> {
-    run.outputs
-        .insert(completed.node.clone(), completed.output.clone());
     match run
         .node_runs
         .iter_mut()

@@ -1,6 +1,7 @@
 //! The record of a workflow run and its node runs, as stored and as printed by `--json`.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
 use super::ids::{new_node_run_id, new_run_id};
@@ -22,7 +23,8 @@ pub enum RunResult {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Serialised with its `outputs` (see [`WorkflowRun::outputs`]); read back without them.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowRun {
     pub identifier: String,
@@ -37,8 +39,6 @@ pub struct WorkflowRun {
     /// The trigger that fired and what it was given (the run's inputs or event).
     pub trigger: Value,
     pub node_runs: Vec<NodeRun>,
-    /// Each node's output by node identifier (the trigger's also under "trigger").
-    pub outputs: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,9 +74,6 @@ pub fn new_run(
     payload: Value,
 ) -> WorkflowRun {
     let created_at = now();
-    let mut outputs = Map::new();
-    outputs.insert("trigger".into(), payload.clone());
-    outputs.insert(trigger.identifier.clone(), payload.clone());
     WorkflowRun {
         identifier: new_run_id(),
         workflow: workflow.identifier.clone(),
@@ -99,13 +96,105 @@ pub fn new_run(
             duration_ms: 0,
             attempts: 1,
         }],
-        outputs,
     }
 }
 
 impl WorkflowRun {
     pub fn succeeded(&self) -> bool {
         self.result == Some(RunResult::Success)
+    }
+
+    /// Each node's output by node identifier, the trigger's also under `trigger`: what each
+    /// completed node run left, a node's latest winning. Read from the node runs, so an output
+    /// is held once (a copy per node run was a measurable part of a run's cost).
+    pub fn outputs(&self) -> Outputs<'_> {
+        Outputs(&self.node_runs)
+    }
+}
+
+/// A run's outputs (see [`WorkflowRun::outputs`]), borrowed from its node runs.
+#[derive(Clone, Copy)]
+pub struct Outputs<'a>(&'a [NodeRun]);
+
+impl<'a> Outputs<'a> {
+    /// In order of first appearance, each name once, with its latest value.
+    fn entries(self) -> Vec<(&'a str, &'a Value)> {
+        let completed = self
+            .0
+            .iter()
+            .filter(|node_run| node_run.status == RunStatus::Completed);
+        let mut entries: Vec<(&str, &Value)> = Vec::new();
+        let trigger = self.0.first().filter(|t| t.status == RunStatus::Completed);
+        for (name, output) in trigger
+            .map(|t| ("trigger", &t.output))
+            .into_iter()
+            .chain(completed.map(|n| (n.node.as_str(), &n.output)))
+        {
+            match entries.iter_mut().find(|(seen, _)| *seen == name) {
+                Some(entry) => entry.1 = output,
+                None => entries.push((name, output)),
+            }
+        }
+        entries
+    }
+
+    /// The output of `node` (or of the trigger, as `trigger`).
+    pub fn get(self, node: &str) -> Option<&'a Value> {
+        self.entries()
+            .into_iter()
+            .find_map(|(name, output)| (name == node).then_some(output))
+    }
+
+    /// A copy, as templates read it.
+    pub fn to_map(self) -> Map<String, Value> {
+        self.entries()
+            .into_iter()
+            .map(|(name, output)| (name.to_owned(), output.clone()))
+            .collect()
+    }
+}
+
+impl Serialize for Outputs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries = self.entries();
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (name, output) in entries {
+            map.serialize_entry(name, output)?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for WorkflowRun {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Shown<'a> {
+            identifier: &'a str,
+            workflow: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            workflow_version: Option<u32>,
+            status: RunStatus,
+            result: Option<RunResult>,
+            created_at: &'a str,
+            finished_at: Option<&'a str>,
+            trigger: &'a Value,
+            node_runs: &'a [NodeRun],
+            outputs: Outputs<'a>,
+        }
+        Shown {
+            identifier: &self.identifier,
+            workflow: &self.workflow,
+            workflow_version: self.workflow_version,
+            status: self.status,
+            result: self.result,
+            created_at: &self.created_at,
+            finished_at: self.finished_at.as_deref(),
+            trigger: &self.trigger,
+            node_runs: &self.node_runs,
+            outputs: self.outputs(),
+        }
+        .serialize(serializer)
     }
 }
 

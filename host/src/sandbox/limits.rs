@@ -230,8 +230,11 @@ pub fn cap_error(message: &str) -> String {
     )
 }
 
-/// Rejects outputs that are too large or not JSON.
-pub(super) fn check_output(output: String, limits: &NodeLimits) -> Result<String, NodeFailure> {
+/// The output as JSON, parsed once here; refused when too large or not JSON.
+pub(super) fn check_output(
+    output: String,
+    limits: &NodeLimits,
+) -> Result<serde_json::Value, NodeFailure> {
     if output.len() > limits.max_output_bytes {
         return Err(Breach::Output {
             bytes: output.len(),
@@ -239,10 +242,7 @@ pub(super) fn check_output(output: String, limits: &NodeLimits) -> Result<String
         }
         .into());
     }
-    if serde_json::from_str::<serde::de::IgnoredAny>(&output).is_err() {
-        return Err(NodeFailure::OutputNotJson);
-    }
-    Ok(output)
+    serde_json::from_str(&output).map_err(|_| NodeFailure::OutputNotJson)
 }
 
 #[cfg(test)]
@@ -296,7 +296,10 @@ mod tests {
             check_output("{".into(), &NodeLimits::default()),
             Err(NodeFailure::OutputNotJson)
         );
-        assert_eq!(check_output("{}".into(), &limits), Ok("{}".into()));
+        assert_eq!(
+            check_output(r#"{"a":[1]}"#.into(), &NodeLimits::default()),
+            Ok(serde_json::json!({"a": [1]}))
+        );
         let wall = Breach::WallTime {
             limit: NodeLimits::default().wall_time,
         };

@@ -91,9 +91,10 @@ pub struct Invocation {
     pub limits: NodeLimits,
 }
 
-/// What a node run produced: its output (JSON text) or the reason it failed, and its logs.
+/// What a node run produced: its output or the reason it failed, and its logs.
 pub struct NodeOutcome {
-    pub result: Result<String, NodeFailure>,
+    /// The node's output, checked against its limits and parsed as JSON.
+    pub result: Result<serde_json::Value, NodeFailure>,
     pub logs: Vec<LogLine>,
 }
 

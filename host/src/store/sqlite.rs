@@ -305,16 +305,6 @@ impl SqliteStore {
             .into_iter()
             .map(|node_run| self.node_run_record(&what, node_run))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut outputs = serde_json::Map::new();
-        for (i, node_run) in node_runs.iter().enumerate() {
-            if node_run.status != RunStatus::Completed {
-                continue;
-            }
-            if i == 0 {
-                outputs.insert("trigger".into(), node_run.output.clone());
-            }
-            outputs.insert(node_run.node.clone(), node_run.output.clone());
-        }
         Ok(WorkflowRun {
             trigger: self.parse(&what, &row.trigger)?,
             status: status_from(&row.status),
@@ -325,7 +315,6 @@ impl SqliteStore {
             created_at: row.created_at,
             finished_at: row.finished_at,
             node_runs,
-            outputs,
         })
     }
 }

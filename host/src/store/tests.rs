@@ -45,9 +45,9 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     assert_eq!(seen.workflow_version, Some(3));
     assert_eq!(seen.node_runs.len(), 2);
     assert_eq!(seen.node_runs[1].status, RunStatus::InProgress);
-    assert_eq!(seen.outputs["trigger"]["service"], "api");
+    assert_eq!(seen.outputs().get("trigger").unwrap()["service"], "api");
     assert!(
-        seen.outputs.get("call").is_none(),
+        seen.outputs().get("call").is_none(),
         "no output before the node ends"
     );
 
@@ -55,7 +55,6 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     node_run.result = Some(RunResult::Success);
     node_run.output = json!({"response": {"status": 200}});
     node_run.logs = vec![json!({"logLevel": "INFO", "log": "sent"})];
-    run.outputs.insert("call".into(), node_run.output.clone());
     run.node_runs.push(node_run);
     store.node_finished(&run, &run.node_runs[1]).await.unwrap();
     run.status = RunStatus::Completed;
@@ -70,7 +69,10 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     assert_eq!(back.finished_at, run.finished_at);
     assert_eq!(back.node_runs[1].output["response"]["status"], 200);
     assert_eq!(back.node_runs[1].logs[0]["log"], "sent");
-    assert_eq!(back.outputs["call"]["response"]["status"], 200);
+    assert_eq!(
+        back.outputs().get("call").unwrap()["response"]["status"],
+        200
+    );
     assert_eq!(
         serde_json::to_value(&back).unwrap(),
         serde_json::to_value(&run).unwrap(),
@@ -96,7 +98,6 @@ async fn a_run_end_records_its_last_node_run_in_the_same_change() {
     node_run.result = Some(RunResult::Success);
     node_run.output = json!({"response": {"status": 204}});
     node_run.logs = vec![json!({"logLevel": "INFO", "log": "done"})];
-    run.outputs.insert("call".into(), node_run.output.clone());
     run.node_runs.push(node_run);
     run.status = RunStatus::Completed;
     run.result = Some(RunResult::Success);
@@ -555,4 +556,32 @@ async fn reads_do_not_wait_for_the_writer() {
     assert_eq!(stored.node_runs.len(), 2);
     assert_eq!(stored.node_runs[1].node, "call");
     assert_eq!(stored.node_runs[1].status, RunStatus::InProgress);
+}
+
+/// A run's outputs are read from its node runs: the trigger's under its name and `trigger`,
+/// each completed node run's under its node, a node's latest winning, nothing for one still
+/// running; the run's JSON carries them in that order.
+#[test]
+fn outputs_are_the_completed_node_runs_latest_first_seen_order() {
+    let wf = workflow();
+    let mut run = new_run(&wf, None, wf.node("trigger").unwrap(), json!({"a": 1}));
+    let call = wf.node("call").unwrap();
+    let mut first = NodeRun::started(call, "wfnr_1".into(), crate::time::now());
+    first.status = RunStatus::Completed;
+    first.output = json!("first");
+    let mut second = first.clone();
+    second.identifier = "wfnr_2".into();
+    second.output = json!("second");
+    let running = NodeRun::started(call, "wfnr_3".into(), crate::time::now());
+    run.node_runs.extend([first, second, running]);
+
+    let outputs = run.outputs();
+    assert_eq!(outputs.get("trigger"), Some(&json!({"a": 1})));
+    assert_eq!(outputs.get("call"), Some(&json!("second")));
+    assert_eq!(outputs.get("other"), None);
+    // This workflow's trigger node is itself called `trigger`: one key.
+    assert_eq!(
+        serde_json::to_string(&serde_json::to_value(&run).unwrap()["outputs"]).unwrap(),
+        r#"{"trigger":{"a":1},"call":"second"}"#
+    );
 }
