@@ -152,6 +152,10 @@ struct Writer {
     file: File,
     head: Head,
     tail: Tail,
+    /// The last batch is synced but the head does not name it yet: it is moved after the
+    /// batch's callers have their answer (see [`Writer::move_head`]), or, if that failed, before
+    /// the next batch is written.
+    head_behind: bool,
 }
 
 /// A record waiting for the writer thread, and who to tell once it is on disk.
@@ -199,8 +203,10 @@ const MAX_BATCH: usize = 512;
 ///
 /// Appends go to one writer thread per log that commits them in groups: every record that
 /// arrived while the previous batch was syncing is written with one `write` and made durable
-/// with one `sync_data` (plus one for the head). Each caller still gets its answer only once its
-/// own record is on disk; the fsync cost is shared instead of paid per record.
+/// with one `sync_data`. Each caller still gets its answer only once its own record is on disk;
+/// the fsync cost is shared instead of paid per record. The head is moved (and synced) after
+/// the callers are answered: they wait for one sync, not two, and a crash leaves the head at
+/// most one batch behind, as it could before.
 pub struct AuditLog {
     path: PathBuf,
     /// `None` only while dropping: closing the queue lets the writer finish and exit.
@@ -212,26 +218,7 @@ impl AuditLog {
     /// Opens (creating dirs/file) an append-only JSON Lines file; finds the last hash and seq.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let io = io_error(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(&io)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(&io)?;
-        let head = Head::open(path)?;
-        let tail = {
-            let _lock = FileLock::shared(&file, path)?;
-            Tail::read(&file, path)?
-        };
-        let mut writer = Writer {
-            path: path.to_owned(),
-            file,
-            head,
-            tail,
-        };
+        let mut writer = Writer::open(path)?;
         let (queue, pending) = std::sync::mpsc::channel::<Pending>();
         let writer = std::thread::Builder::new()
             .name("airlock-audit".into())
@@ -246,6 +233,9 @@ impl AuditLog {
                     for waiter in waiters {
                         let _ = waiter.send(outcome.clone());
                     }
+                    // A failure leaves the head behind; the next batch retries it first and
+                    // fails if it cannot, so the log never runs more than a batch ahead.
+                    let _ = writer.move_head();
                 }
             })
             .map_err(&io)?;
@@ -305,26 +295,54 @@ impl Drop for AuditLog {
 }
 
 impl Writer {
-    /// Chains and writes `records` in order, syncs once, then moves the head. Serialises with
-    /// other processes through `File::lock`, re-reading the tail if one appended since.
-    fn write_batch(&mut self, records: Vec<AuditRecord>) -> Result<(), AuditError> {
-        let Writer {
-            path,
+    fn open(path: &Path) -> Result<Writer, AuditError> {
+        let io = io_error(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(&io)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(&io)?;
+        let head = Head::open(path)?;
+        let tail = {
+            let _lock = FileLock::shared(&file, path)?;
+            Tail::read(&file, path)?
+        };
+        Ok(Writer {
+            path: path.to_owned(),
             file,
             head,
             tail,
-        } = self;
-        let io = io_error(path);
-        let mut file: &File = file;
-        let _lock = FileLock::exclusive(file, path)?;
+            head_behind: false,
+        })
+    }
+
+    /// Chains and writes `records` in order and syncs them once; the head stays behind until
+    /// [`Writer::move_head`]. Serialises with other processes through `File::lock`, re-reading
+    /// the tail if one appended since.
+    fn write_batch(&mut self, records: Vec<AuditRecord>) -> Result<(), AuditError> {
+        let io = io_error(&self.path);
+        let mut file: &File = &self.file;
+        let _lock = FileLock::exclusive(file, &self.path)?;
         let len = file.metadata().map_err(&io)?.len();
-        if len != tail.len {
-            *tail = Tail::read(file, path)?;
+        if self.head_behind {
+            self.head_behind = false;
+            // Skipped when another process appended since: its head is ahead of ours.
+            if len == self.tail.len {
+                self.head
+                    .write(self.tail.next_seq - 1, &self.tail.last_hash)?;
+            }
+        }
+        if len != self.tail.len {
+            self.tail = Tail::read(file, &self.path)?;
         }
         // A WEBHOOK's record is ~600 bytes.
         let mut lines = Vec::with_capacity(records.len() * 1024);
-        let mut next_seq = tail.next_seq;
-        let mut last_hash = tail.last_hash.clone();
+        let mut next_seq = self.tail.next_seq;
+        let mut last_hash = self.tail.last_hash.clone();
         for mut record in records {
             record.clip();
             record.seq = next_seq;
@@ -335,15 +353,39 @@ impl Writer {
             next_seq += 1;
         }
         // The audit must survive a crash: one sync_data per batch (~0.2-0.4 ms here).
-        file.write_all(&lines).map_err(&io)?;
-        file.flush().map_err(&io)?;
-        file.sync_data().map_err(&io)?;
-        *tail = Tail {
+        let written = file
+            .write_all(&lines)
+            .and_then(|()| file.flush())
+            .and_then(|()| file.sync_data());
+        // What is on the file now, whole or not: a failed write makes the next batch re-read.
+        self.tail = Tail {
             len: len + lines.len() as u64,
             next_seq,
             last_hash,
         };
-        head.write(next_seq - 1, &tail.last_hash)
+        written.map_err(&io)?;
+        if self.head.empty {
+            // A log without a head fails `verify`; only a head behind is a crash's mark.
+            return self.head.write(next_seq - 1, &self.tail.last_hash);
+        }
+        self.head_behind = true;
+        Ok(())
+    }
+
+    /// Moves the head to the last batch written, unless another process appended since (its
+    /// head is then ahead of ours). On failure the head stays behind, for the next batch.
+    fn move_head(&mut self) -> Result<(), AuditError> {
+        if !self.head_behind {
+            return Ok(());
+        }
+        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let len = self.file.metadata().map_err(io_error(&self.path))?.len();
+        if len == self.tail.len {
+            self.head
+                .write(self.tail.next_seq - 1, &self.tail.last_hash)?;
+        }
+        self.head_behind = false;
+        Ok(())
     }
 }
 

@@ -95,6 +95,8 @@ fn last_line(mut file: &File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
 pub(super) struct Head {
     file: File,
     path: PathBuf,
+    /// Nothing written yet: `verify` reads a log without a head as truncated, not as a crash.
+    pub(super) empty: bool,
 }
 
 impl Head {
@@ -113,18 +115,21 @@ impl Head {
             .truncate(false)
             .open(&path)
             .map_err(io_error(&path))?;
-        Ok(Head { file, path })
+        let empty = file.metadata().map_err(io_error(&path))?.len() == 0;
+        Ok(Head { file, path, empty })
     }
 
-    /// Call with the log locked. Synced like the log, so that after a crash the head is at most
-    /// the one record behind that was written just before it.
+    /// Call with the log locked, after the records it names are synced. Synced like the log, so
+    /// that after a crash the head is at most the one batch behind that was synced before it.
     pub(super) fn write(&mut self, seq: u64, hash: &str) -> Result<(), AuditError> {
         let io = io_error(&self.path);
         self.file.seek(SeekFrom::Start(0)).map_err(&io)?;
         self.file
             .write_all(format!("{seq:020} {hash}\n").as_bytes())
             .map_err(&io)?;
-        self.file.sync_data().map_err(&io)
+        self.file.sync_data().map_err(&io)?;
+        self.empty = false;
+        Ok(())
     }
 
     /// `Ok(None)` when the sidecar is missing or empty; `Err(reason)` when it is malformed.

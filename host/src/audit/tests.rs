@@ -403,3 +403,38 @@ fn huge_text_fields_are_cut_naming_the_limit() {
     );
     assert_eq!(verify(&path).expect("verifies"), 1);
 }
+
+fn head_seq(path: &Path) -> Option<u64> {
+    Head::read(path).expect("head").map(|(seq, _)| seq)
+}
+
+#[test]
+fn head_moves_after_the_batch_and_never_back_over_another_writer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let mut first = Writer::open(&path).expect("open");
+    let batch = |n: usize| vec![record("r", "n", Decision::Allow); n];
+    // The first batch writes the head at once: a log without one reads as truncated.
+    first.write_batch(batch(2)).expect("batch");
+    assert_eq!(head_seq(&path), Some(1));
+    // Later batches leave it behind (a crash's mark) until `move_head`, after the answers.
+    first.write_batch(batch(1)).expect("batch");
+    assert_eq!(head_seq(&path), Some(1));
+    assert_eq!(verify(&path).expect("a head one batch behind verifies"), 3);
+    first.move_head().expect("head");
+    assert_eq!(head_seq(&path), Some(2));
+
+    // A head left behind is moved before the next batch is written.
+    first.write_batch(batch(1)).expect("batch");
+    first.write_batch(batch(1)).expect("batch");
+    assert_eq!(head_seq(&path), Some(3));
+
+    // Another writer appends meanwhile and moves the head past ours: ours must not undo that.
+    let mut second = Writer::open(&path).expect("open");
+    second.write_batch(batch(2)).expect("batch");
+    second.move_head().expect("head");
+    assert_eq!(head_seq(&path), Some(6));
+    first.move_head().expect("head");
+    assert_eq!(head_seq(&path), Some(6));
+    assert_eq!(verify(&path).expect("verifies"), 7);
+}
