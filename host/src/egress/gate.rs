@@ -97,6 +97,8 @@ impl Who {
 #[derive(Default)]
 struct Facts {
     method: String,
+    /// The URL as the gate parsed it, so that the record need not parse it again.
+    url: Option<url::Url>,
     rule: Option<String>,
     secrets: Vec<String>,
     resolved_ip: Option<String>,
@@ -234,8 +236,11 @@ fn attempt_record(
     let mask = |text: &str| who.bindings.scrub(text);
     // The log keeps 2 KiB of it anyway; this bounds the work on a huge URL. The margin keeps
     // any secret value that starts within those 2 KiB whole, so it is redacted, not cut.
+    let reached = match facts.url.take() {
+        Some(url) if raw_url.len() <= MASKED_URL_BYTES => Reached::from(url),
+        _ => Reached::of(head(raw_url, MASKED_URL_BYTES)),
+    };
     let raw_url = head(raw_url, MASKED_URL_BYTES);
-    let reached = Reached::of(raw_url);
     AuditRecord {
         seq: 0,
         time: now(),
@@ -367,6 +372,7 @@ impl Inner {
         }
         facts.method.clone_from(&method);
         let url = parse_url(&req.url)?;
+        facts.url = Some(url.clone());
 
         let platform = caller.bindings.has_run_token()
             && self.platform.as_ref().is_some_and(|api| api.covers(&url));

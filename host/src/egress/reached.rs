@@ -15,17 +15,22 @@ impl Reached {
     /// format characters escaped, so that a refused URL names where it pointed.
     pub fn of(raw: &str) -> Reached {
         match url::Url::parse(raw) {
-            Ok(mut url) => {
-                url.set_fragment(None);
-                Reached {
-                    host: url.host_str().map(str::to_string),
-                    url: Some(url.into()),
-                }
-            }
+            Ok(url) => Reached::from(url),
             Err(_) => Reached {
                 url: None,
                 host: written_host(raw).map(escape_invisible),
             },
+        }
+    }
+}
+
+impl From<url::Url> for Reached {
+    /// `url` as parsed from the node's text; the fragment, which never leaves, is dropped.
+    fn from(mut url: url::Url) -> Reached {
+        url.set_fragment(None);
+        Reached {
+            host: url.host_str().map(str::to_string),
+            url: Some(url.into()),
         }
     }
 }
