@@ -152,10 +152,9 @@ struct Writer {
     file: File,
     head: Head,
     tail: Tail,
-    /// The last batch is synced but the head does not name it yet: it is moved after the
-    /// batch's callers have their answer (see [`Writer::move_head`]), or, if that failed, before
-    /// the next batch is written.
-    head_behind: bool,
+    /// Records synced in the log past the last one the head names, as far as this writer knows
+    /// (re-read when another process has appended). Never more than [`MAX_BATCH`].
+    behind: u64,
 }
 
 /// A record waiting for the writer thread, and who to tell once it is on disk.
@@ -196,8 +195,10 @@ impl AuditRecord {
     }
 }
 
-/// The most records one batch writes and syncs together.
+/// The most records one batch writes and syncs together, and the most the head may lag.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits for more records before it moves the head.
+const HEAD_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The audit log; `Send + Sync`, append from many tasks.
 ///
@@ -205,8 +206,8 @@ const MAX_BATCH: usize = 512;
 /// arrived while the previous batch was syncing is written with one `write` and made durable
 /// with one `sync_data`. Each caller still gets its answer only once its own record is on disk;
 /// the fsync cost is shared instead of paid per record. The head is moved (and synced) after
-/// the callers are answered: they wait for one sync, not two, and a crash leaves the head at
-/// most one batch behind, as it could before.
+/// the callers are answered, once the writer is idle or before the log would run too far past
+/// it (see [`Writer::serve`]): callers wait for one sync, not two.
 pub struct AuditLog {
     path: PathBuf,
     /// `None` only while dropping: closing the queue lets the writer finish and exit.
@@ -222,22 +223,7 @@ impl AuditLog {
         let (queue, pending) = std::sync::mpsc::channel::<Pending>();
         let writer = std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || {
-                // Ends when every `AuditLog` handle is gone and the queue is drained.
-                while let Ok(first) = pending.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(pending.try_iter().take(MAX_BATCH - 1));
-                    let (records, waiters): (Vec<_>, Vec<_>) =
-                        batch.into_iter().map(|p| (p.record, p.written)).unzip();
-                    let outcome = writer.write_batch(records).map_err(Arc::new);
-                    for waiter in waiters {
-                        let _ = waiter.send(outcome.clone());
-                    }
-                    // A failure leaves the head behind; the next batch retries it first and
-                    // fails if it cannot, so the log never runs more than a batch ahead.
-                    let _ = writer.move_head();
-                }
-            })
+            .spawn(move || writer.serve(&pending))
             .map_err(&io)?;
         Ok(AuditLog {
             path: path.to_owned(),
@@ -316,28 +302,65 @@ impl Writer {
             file,
             head,
             tail,
-            head_behind: false,
+            behind: 0,
         })
     }
 
-    /// Chains and writes `records` in order and syncs them once; the head stays behind until
-    /// [`Writer::move_head`]. Serialises with other processes through `File::lock`, re-reading
-    /// the tail if one appended since.
+    /// Writes the queued records in batches until every [`AuditLog`] handle is gone and the
+    /// queue is drained. The head is moved once no record has come for [`HEAD_DELAY`] (the
+    /// callers already have their answers), at the end, or before the log would run more than
+    /// [`MAX_BATCH`] records past it: under load it is synced a few times a second instead of
+    /// once per batch, and a crash leaves it at most [`MAX_BATCH`] records behind, which
+    /// `verify` accepts.
+    fn serve(&mut self, queue: &std::sync::mpsc::Receiver<Pending>) {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            let first = match queue.recv_timeout(HEAD_DELAY) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    // A failure leaves the head behind; the batch that would take the log too
+                    // far past it retries first, and fails if it cannot.
+                    let _ = self.move_head();
+                    match queue.recv() {
+                        Ok(first) => first,
+                        Err(_) => break,
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+            let (records, waiters): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.record, p.written)).unzip();
+            let outcome = self.write_batch(records).map_err(Arc::new);
+            for waiter in waiters {
+                let _ = waiter.send(outcome.clone());
+            }
+        }
+        if let Err(err) = self.move_head() {
+            tracing::error!(error = %err, "could not move the audit log's head to its last record");
+        }
+    }
+
+    /// Chains and writes `records` (at most [`MAX_BATCH`]) in order and syncs them once; the
+    /// head stays behind unless it must move first (see [`Writer::serve`]). Serialises with other
+    /// processes through `File::lock`, re-reading the tail if one appended since.
     fn write_batch(&mut self, records: Vec<AuditRecord>) -> Result<(), AuditError> {
         let io = io_error(&self.path);
         let mut file: &File = &self.file;
         let _lock = FileLock::exclusive(file, &self.path)?;
         let len = file.metadata().map_err(&io)?.len();
-        if self.head_behind {
-            self.head_behind = false;
-            // Skipped when another process appended since: its head is ahead of ours.
-            if len == self.tail.len {
-                self.head
-                    .write(self.tail.next_seq - 1, &self.tail.last_hash)?;
-            }
-        }
         if len != self.tail.len {
             self.tail = Tail::read(file, &self.path)?;
+            // Another process appended, and its head may be behind as well: count from the head.
+            self.behind = match Head::read(&self.path) {
+                Ok(Some((seq, _))) => self.tail.next_seq.saturating_sub(seq + 1),
+                _ => u64::MAX,
+            };
+        }
+        let count = records.len() as u64;
+        if self.behind > 0 && self.behind.saturating_add(count) > MAX_BATCH as u64 {
+            head_to_tail(&mut self.head, &mut self.behind, &self.tail)?;
         }
         // A WEBHOOK's record is ~600 bytes.
         let mut lines = Vec::with_capacity(records.len() * 1024);
@@ -364,29 +387,34 @@ impl Writer {
             last_hash,
         };
         written.map_err(&io)?;
+        self.behind += count;
         if self.head.empty {
             // A log without a head fails `verify`; only a head behind is a crash's mark.
-            return self.head.write(next_seq - 1, &self.tail.last_hash);
+            head_to_tail(&mut self.head, &mut self.behind, &self.tail)?;
         }
-        self.head_behind = true;
         Ok(())
     }
 
-    /// Moves the head to the last batch written, unless another process appended since (its
-    /// head is then ahead of ours). On failure the head stays behind, for the next batch.
+    /// Moves the head to the log's last record, re-reading the tail if another process
+    /// appended since (every line in the file is synced: writers sync before they unlock).
     fn move_head(&mut self) -> Result<(), AuditError> {
-        if !self.head_behind {
+        if self.behind == 0 {
             return Ok(());
         }
         let _lock = FileLock::exclusive(&self.file, &self.path)?;
         let len = self.file.metadata().map_err(io_error(&self.path))?.len();
-        if len == self.tail.len {
-            self.head
-                .write(self.tail.next_seq - 1, &self.tail.last_hash)?;
+        if len != self.tail.len {
+            self.tail = Tail::read(&self.file, &self.path)?;
         }
-        self.head_behind = false;
-        Ok(())
+        head_to_tail(&mut self.head, &mut self.behind, &self.tail)
     }
+}
+
+/// Moves `head` to the log's last record. Call with the log locked and `tail` current.
+fn head_to_tail(head: &mut Head, behind: &mut u64, tail: &Tail) -> Result<(), AuditError> {
+    head.write(tail.next_seq - 1, &tail.last_hash)?;
+    *behind = 0;
+    Ok(())
 }
 
 /// The records of the log at `path` that pass `filter`, in file order. A missing file has none.

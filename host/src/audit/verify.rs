@@ -104,8 +104,8 @@ fn next_seq<I: Iterator<Item = std::io::Result<Line>>>(lines: &mut Peekable<I>) 
 }
 
 /// The chain cannot show its last records were removed; the head sidecar can. The head may lag
-/// the log by up to one batch (`MAX_BATCH` records): a crash between syncing a batch's lines and
-/// moving the head.
+/// the log by up to `MAX_BATCH` records: the writer moves it when it has nothing more to write,
+/// or before the log would run further past it, so a crash can leave that many behind.
 fn check_head(
     path: &Path,
     head: Result<Option<(u64, String)>, String>,
