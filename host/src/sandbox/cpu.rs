@@ -4,12 +4,13 @@
 //! Only time it is blocked (awaiting the gate, a wasi:http response or a wasi clock: the future
 //! returned `Pending`) is outside every poll.
 //!
-//! Reading the thread's CPU clock is a system call (~0.9 µs here), and most polls are short, so a
-//! poll is measured by the wall clock (a vDSO read) until the first time the limit is asked about
-//! within it (the epoch callback, after at most one epoch tick of wasm), and by the thread's CPU
-//! clock from then on. Wall time is never less than the thread's CPU time over the same span, so
-//! a node is never undercharged; a busy machine descheduling the thread overcharges it by at most
-//! what happened before the first question of a poll, not through a long-running guest.
+//! Reading the thread's CPU clock is a system call (~0.9 µs here), and most node runs are short,
+//! so until a node run has been charged [`WALL_CHARGED`] its polls are measured by the wall clock
+//! (a vDSO read), each up to the first time the limit is asked about within it (the epoch
+//! callback, after at most one epoch tick of wasm); from then on, by the thread's CPU clock. Wall
+//! time is never less than the thread's CPU time over the same span, so a node is never
+//! undercharged; a busy machine descheduling the thread overcharges it by at most
+//! [`WALL_CHARGED`] and one tick, however long it runs.
 
 use std::future::Future;
 use std::pin::pin;
@@ -17,6 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::time::{ClockId, clock_gettime};
+
+/// How much a node run is charged by the wall clock before every poll is measured by the
+/// thread's CPU clock from its start.
+const WALL_CHARGED: Duration = Duration::from_millis(1);
 
 /// Shared between the polling wrapper and the epoch callback, which runs inside a poll on the
 /// polling thread.
@@ -95,6 +100,11 @@ impl CpuClock {
         std::future::poll_fn(|cx| {
             let began = self.wall_nanos() + 1;
             self.poll_began.store(began, Ordering::Relaxed);
+            if Duration::from_nanos(self.spent.load(Ordering::Relaxed)) >= WALL_CHARGED {
+                self.wall_before_cpu.store(0, Ordering::Relaxed);
+                self.cpu_from
+                    .store(thread_cpu_nanos() + 1, Ordering::Relaxed);
+            }
             let result = future.as_mut().poll(cx);
             let used = self.in_poll(began);
             self.poll_began.store(0, Ordering::Relaxed);
@@ -159,6 +169,25 @@ mod tests {
         let used = clock.used();
         assert!(used >= Duration::from_millis(60), "{used:?}");
         assert!(used < Duration::from_millis(110), "{used:?}");
+    }
+
+    /// A guest that yields at every epoch tick asks about the limit only at the end of each
+    /// poll: past the first millisecond, its polls are still measured by the CPU clock.
+    #[tokio::test]
+    async fn a_long_node_run_is_charged_cpu_not_wall_time() {
+        let clock = CpuClock::new();
+        clock
+            .meter(async {
+                for _ in 0..5 {
+                    std::thread::sleep(Duration::from_millis(20));
+                    clock.used();
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+        let used = clock.used();
+        assert!(used >= Duration::from_millis(20), "{used:?}");
+        assert!(used < Duration::from_millis(50), "{used:?}");
     }
 
     #[tokio::test]
