@@ -150,11 +150,19 @@ fn append_line(lines: &mut Vec<u8>, record: &AuditRecord) -> Result<String, serd
 struct Writer {
     path: PathBuf,
     file: File,
-    head: Head,
+    head: HeadMark,
     tail: Tail,
-    /// Records synced in the log past the last one the head names, as far as this writer knows
-    /// (re-read when another process has appended). Never more than [`MAX_BATCH`].
+}
+
+/// The head file, and what this writer knows of the log relative to it.
+struct HeadMark {
+    file: Head,
+    /// Records in the log past the last one the head names, as far as this writer knows
+    /// (counted from the head file when another process has appended); kept at or below
+    /// [`MAX_BATCH`] by moving the head before a batch would pass it.
     behind: u64,
+    /// How much of the log this writer knows to be synced: the head may only name those lines.
+    synced: u64,
 }
 
 /// A record waiting for the writer thread, and who to tell once it is on disk.
@@ -292,7 +300,11 @@ impl Writer {
             .create(true)
             .open(path)
             .map_err(&io)?;
-        let head = Head::open(path)?;
+        let head = HeadMark {
+            file: Head::open(path)?,
+            behind: 0,
+            synced: 0,
+        };
         let tail = {
             let _lock = FileLock::shared(&file, path)?;
             Tail::read(&file, path)?
@@ -302,16 +314,15 @@ impl Writer {
             file,
             head,
             tail,
-            behind: 0,
         })
     }
 
     /// Writes the queued records in batches until every [`AuditLog`] handle is gone and the
     /// queue is drained. The head is moved once no record has come for [`HEAD_DELAY`] (the
     /// callers already have their answers), at the end, or before the log would run more than
-    /// [`MAX_BATCH`] records past it: under load it is synced a few times a second instead of
-    /// once per batch, and a crash leaves it at most [`MAX_BATCH`] records behind, which
-    /// `verify` accepts.
+    /// [`MAX_BATCH`] records past it: under a steady stream it is synced once per
+    /// [`MAX_BATCH`] records instead of once per batch, and a crash leaves it at most
+    /// [`MAX_BATCH`] records behind, which `verify` accepts.
     fn serve(&mut self, queue: &std::sync::mpsc::Receiver<Pending>) {
         use std::sync::mpsc::RecvTimeoutError;
         loop {
@@ -353,14 +364,14 @@ impl Writer {
         if len != self.tail.len {
             self.tail = Tail::read(file, &self.path)?;
             // Another process appended, and its head may be behind as well: count from the head.
-            self.behind = match Head::read(&self.path) {
-                Ok(Some((seq, _))) => self.tail.next_seq.saturating_sub(seq + 1),
+            self.head.behind = match Head::read(&self.path) {
+                Ok(Some((seq, _))) => self.tail.next_seq.saturating_sub(seq.saturating_add(1)),
                 _ => u64::MAX,
             };
         }
         let count = records.len() as u64;
-        if self.behind > 0 && self.behind.saturating_add(count) > MAX_BATCH as u64 {
-            head_to_tail(&mut self.head, &mut self.behind, &self.tail)?;
+        if self.head.behind > 0 && self.head.behind.saturating_add(count) > MAX_BATCH as u64 {
+            self.head.move_to_tail(&self.file, &self.path, &self.tail)?;
         }
         // A WEBHOOK's record is ~600 bytes.
         let mut lines = Vec::with_capacity(records.len() * 1024);
@@ -386,35 +397,63 @@ impl Writer {
             next_seq,
             last_hash,
         };
+        // Counted even if the sync failed: the lines are in the file, and the head moves past
+        // them only after a sync that succeeds.
+        self.head.behind = self.head.behind.saturating_add(count);
         written.map_err(&io)?;
-        self.behind += count;
-        if self.head.empty {
+        self.head.synced = self.tail.len;
+        if self.head.file.empty {
             // A log without a head fails `verify`; only a head behind is a crash's mark.
-            head_to_tail(&mut self.head, &mut self.behind, &self.tail)?;
+            self.head.move_to_tail(&self.file, &self.path, &self.tail)?;
         }
         Ok(())
     }
 
     /// Moves the head to the log's last record, re-reading the tail if another process
-    /// appended since (every line in the file is synced: writers sync before they unlock).
+    /// appended since. A log shorter than this writer left it had its end cut: the head stays,
+    /// so that `verify` still shows the cut.
     fn move_head(&mut self) -> Result<(), AuditError> {
-        if self.behind == 0 {
+        if self.head.behind == 0 {
             return Ok(());
         }
         let _lock = FileLock::exclusive(&self.file, &self.path)?;
         let len = self.file.metadata().map_err(io_error(&self.path))?.len();
+        if len < self.tail.len {
+            return Err(AuditError::Corrupt {
+                path: self.path.display().to_string(),
+                line: 0,
+                reason: format!(
+                    "the log is {} bytes shorter than this writer left it (its end was cut); \
+                     the head is left where it was",
+                    self.tail.len - len
+                ),
+            });
+        }
         if len != self.tail.len {
             self.tail = Tail::read(&self.file, &self.path)?;
         }
-        head_to_tail(&mut self.head, &mut self.behind, &self.tail)
+        self.head.move_to_tail(&self.file, &self.path, &self.tail)
     }
 }
 
-/// Moves `head` to the log's last record. Call with the log locked and `tail` current.
-fn head_to_tail(head: &mut Head, behind: &mut u64, tail: &Tail) -> Result<(), AuditError> {
-    head.write(tail.next_seq - 1, &tail.last_hash)?;
-    *behind = 0;
-    Ok(())
+impl HeadMark {
+    /// Moves the head to the log's last record, after making sure every line up to it is
+    /// synced (a failed sync, ours or another process's, leaves lines a crash could lose, and a
+    /// head naming one would read as a cut log). Call with the log locked and `tail` current.
+    fn move_to_tail(&mut self, log: &File, path: &Path, tail: &Tail) -> Result<(), AuditError> {
+        let Some(last) = tail.next_seq.checked_sub(1) else {
+            // An empty log has no record to name.
+            self.behind = 0;
+            return Ok(());
+        };
+        if self.synced != tail.len {
+            log.sync_data().map_err(io_error(path))?;
+            self.synced = tail.len;
+        }
+        self.file.write(last, &tail.last_hash)?;
+        self.behind = 0;
+        Ok(())
+    }
 }
 
 /// The records of the log at `path` that pass `filter`, in file order. A missing file has none.

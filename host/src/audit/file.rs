@@ -90,7 +90,8 @@ fn last_line(mut file: &File, len: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((!tail.is_empty()).then_some(tail))
 }
 
-/// `<log>.head`: the last record's seq and hash, overwritten in place after every append.
+/// `<log>.head`: a record's seq and hash, overwritten in place as the writer moves it (at most
+/// `MAX_BATCH` records behind the last).
 /// Fixed width ("{seq:020} {hash}\n") so that an overwrite never leaves stale bytes behind.
 pub(super) struct Head {
     file: File,
@@ -120,7 +121,7 @@ impl Head {
     }
 
     /// Call with the log locked, after the records it names are synced. Synced like the log, so
-    /// that after a crash the head is at most the one batch behind that was synced before it.
+    /// that after a crash it names a record the log still has.
     pub(super) fn write(&mut self, seq: u64, hash: &str) -> Result<(), AuditError> {
         let io = io_error(&self.path);
         self.file.seek(SeekFrom::Start(0)).map_err(&io)?;

@@ -472,3 +472,39 @@ fn an_idle_writer_moves_the_head_to_the_last_record() {
         }
     }
 }
+
+#[test]
+fn a_log_cut_under_a_writer_keeps_its_head_so_verify_shows_the_cut() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.jsonl");
+    let mut writer = Writer::open(&path).expect("open");
+    let batch = |n: usize| vec![record("r", "n", Decision::Allow); n];
+    writer.write_batch(batch(3)).expect("batch");
+    writer.write_batch(batch(2)).expect("batch");
+    writer.move_head().expect("head");
+    writer.write_batch(batch(2)).expect("batch");
+    assert_eq!(head_seq(&path), Some(4));
+    // The log is cut below the head while the writer has records past it: following the
+    // shorter log would move the head back and hide the cut.
+    let lines = lines_of(&path);
+    write_lines(&path, &lines[..2]);
+    writer
+        .move_head()
+        .expect_err("a shorter log is not followed");
+    assert_eq!(head_seq(&path), Some(4));
+    assert!(
+        failure(&path).2.contains("truncated"),
+        "{:?}",
+        failure(&path)
+    );
+
+    // Emptied, log and head alike: the writer starts a new chain instead of failing.
+    std::fs::write(&path, "").expect("empty log");
+    std::fs::write(Head::path(&path), "").expect("empty head");
+    writer
+        .write_batch(batch(2))
+        .expect("batch onto an empty log");
+    writer.move_head().expect("head");
+    assert_eq!(head_seq(&path), Some(1));
+    assert_eq!(verify(&path).expect("verifies"), 2);
+}

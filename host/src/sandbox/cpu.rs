@@ -7,10 +7,12 @@
 //! Reading the thread's CPU clock is a system call (~0.9 µs here), and most node runs are short,
 //! so until a node run has been charged [`WALL_CHARGED`] its polls are measured by the wall clock
 //! (a vDSO read), each up to the first time the limit is asked about within it (the epoch
-//! callback, after at most one epoch tick of wasm); from then on, by the thread's CPU clock. Wall
-//! time is never less than the thread's CPU time over the same span, so a node is never
-//! undercharged; a busy machine descheduling the thread overcharges it by at most
-//! [`WALL_CHARGED`] and one tick, however long it runs.
+//! callback, after at most one epoch tick of wasm); from then on, by the thread's CPU clock, and
+//! once the node run is past [`WALL_CHARGED`], every poll from its start. Wall time is never less
+//! than the thread's CPU time over the same span, so a node is never undercharged. A busy machine
+//! descheduling the thread can overcharge it only within polls that begin before it has been
+//! charged [`WALL_CHARGED`], each up to its first check, so a long-running guest is charged its
+//! CPU.
 
 use std::future::Future;
 use std::pin::pin;
