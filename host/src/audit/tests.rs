@@ -408,12 +408,21 @@ fn head_seq(path: &Path) -> Option<u64> {
     Head::read(path).expect("head").map(|(seq, _)| seq)
 }
 
-#[test]
-fn the_head_stays_at_most_a_batch_behind_and_never_goes_back() {
+/// A writer on a new log, driven directly (no thread), for the head's bookkeeping.
+fn new_writer() -> (tempfile::TempDir, PathBuf, Writer) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("audit.jsonl");
-    let mut first = Writer::open(&path).expect("open");
-    let batch = |n: usize| vec![record("r", "n", Decision::Allow); n];
+    let writer = Writer::open(&path).expect("open");
+    (dir, path, writer)
+}
+
+fn batch(n: usize) -> Vec<AuditRecord> {
+    vec![record("r", "n", Decision::Allow); n]
+}
+
+#[test]
+fn the_head_stays_at_most_a_batch_behind_and_never_goes_back() {
+    let (_dir, path, mut first) = new_writer();
     // The first batch writes the head at once: a log without one reads as truncated.
     first.write_batch(batch(2)).expect("batch");
     assert_eq!(head_seq(&path), Some(1));
@@ -475,10 +484,7 @@ fn an_idle_writer_moves_the_head_to_the_last_record() {
 
 #[test]
 fn a_log_cut_under_a_writer_keeps_its_head_so_verify_shows_the_cut() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("audit.jsonl");
-    let mut writer = Writer::open(&path).expect("open");
-    let batch = |n: usize| vec![record("r", "n", Decision::Allow); n];
+    let (_dir, path, mut writer) = new_writer();
     writer.write_batch(batch(3)).expect("batch");
     writer.write_batch(batch(2)).expect("batch");
     writer.move_head().expect("head");
