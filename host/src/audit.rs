@@ -423,8 +423,8 @@ impl Writer {
                 path: self.path.display().to_string(),
                 line: 0,
                 reason: format!(
-                    "the log is {} bytes shorter than this writer left it (its end was cut); \
-                     the head is left where it was",
+                    "the log is {} bytes shorter than this writer left it (its end was cut, \
+                     or a write failed); the head is left where it was",
                     self.tail.len - len
                 ),
             });
