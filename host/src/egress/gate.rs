@@ -236,11 +236,13 @@ fn attempt_record(
     let mask = |text: &str| who.bindings.scrub(text);
     // The log keeps 2 KiB of it anyway; this bounds the work on a huge URL. The margin keeps
     // any secret value that starts within those 2 KiB whole, so it is redacted, not cut.
-    let reached = match facts.url.take() {
-        Some(url) if raw_url.len() <= MASKED_URL_BYTES => Reached::from(url),
-        _ => Reached::of(head(raw_url, MASKED_URL_BYTES)),
-    };
+    let whole = raw_url.len() <= MASKED_URL_BYTES;
     let raw_url = head(raw_url, MASKED_URL_BYTES);
+    // The gate's own parse, unless the URL was cut or never parsed (refused before that).
+    let reached = match facts.url.take() {
+        Some(url) if whole => Reached::from(url),
+        _ => Reached::of(raw_url),
+    };
     AuditRecord {
         seq: 0,
         time: now(),

@@ -73,14 +73,19 @@ impl CpuClock {
         let began = self.poll_began.load(Ordering::Relaxed);
         if began != 0 {
             if self.cpu_from.load(Ordering::Relaxed) == 0 {
-                let wall = self.wall_nanos().saturating_sub(began - 1);
-                self.wall_before_cpu.store(wall, Ordering::Relaxed);
-                self.cpu_from
-                    .store(thread_cpu_nanos() + 1, Ordering::Relaxed);
+                self.time_by_cpu(self.wall_nanos().saturating_sub(began - 1));
             }
             nanos = nanos.saturating_add(self.in_poll(began));
         }
         Duration::from_nanos(nanos)
+    }
+
+    /// From now on the poll in progress is timed by the thread's CPU clock, after `wall` nanoseconds
+    /// charged by the wall clock.
+    fn time_by_cpu(&self, wall: u64) {
+        self.wall_before_cpu.store(wall, Ordering::Relaxed);
+        self.cpu_from
+            .store(thread_cpu_nanos() + 1, Ordering::Relaxed);
     }
 
     /// What the poll in progress has used so far: its wall time, or, once the limit has been
@@ -103,9 +108,7 @@ impl CpuClock {
             let began = self.wall_nanos() + 1;
             self.poll_began.store(began, Ordering::Relaxed);
             if Duration::from_nanos(self.spent.load(Ordering::Relaxed)) >= WALL_CHARGED {
-                self.wall_before_cpu.store(0, Ordering::Relaxed);
-                self.cpu_from
-                    .store(thread_cpu_nanos() + 1, Ordering::Relaxed);
+                self.time_by_cpu(0);
             }
             let result = future.as_mut().poll(cx);
             let used = self.in_poll(began);
@@ -122,6 +125,13 @@ impl CpuClock {
 mod tests {
     use super::*;
 
+    /// What a node run whose future is `body` is charged in all.
+    async fn charged(body: impl AsyncFnOnce(&CpuClock)) -> Duration {
+        let clock = CpuClock::new();
+        clock.meter(body(&clock)).await;
+        clock.used()
+    }
+
     /// Keeps the thread busy until it has used `time` of CPU.
     fn burn(time: Duration) {
         let start = thread_cpu_nanos();
@@ -132,43 +142,34 @@ mod tests {
 
     #[tokio::test]
     async fn counts_running_but_not_waiting() {
-        let clock = CpuClock::new();
-        clock
-            .meter(async {
-                burn(Duration::from_millis(30));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                burn(Duration::from_millis(30));
-            })
-            .await;
-        let used = clock.used();
+        let used = charged(async |_| {
+            burn(Duration::from_millis(30));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            burn(Duration::from_millis(30));
+        })
+        .await;
         assert!(used >= Duration::from_millis(60), "{used:?}");
         assert!(used < Duration::from_millis(150), "{used:?}");
     }
 
     #[tokio::test]
     async fn once_asked_a_blocked_thread_uses_no_cpu() {
-        let clock = CpuClock::new();
-        clock
-            .meter(async {
-                clock.used();
-                std::thread::sleep(Duration::from_millis(100));
-            })
-            .await;
-        let used = clock.used();
+        let used = charged(async |clock| {
+            clock.used();
+            std::thread::sleep(Duration::from_millis(100));
+        })
+        .await;
         assert!(used < Duration::from_millis(50), "{used:?}");
     }
 
     #[tokio::test]
     async fn before_the_first_question_a_poll_is_charged_its_wall_time() {
-        let clock = CpuClock::new();
-        clock
-            .meter(async {
-                std::thread::sleep(Duration::from_millis(60));
-                clock.used();
-                std::thread::sleep(Duration::from_millis(60));
-            })
-            .await;
-        let used = clock.used();
+        let used = charged(async |clock| {
+            std::thread::sleep(Duration::from_millis(60));
+            clock.used();
+            std::thread::sleep(Duration::from_millis(60));
+        })
+        .await;
         assert!(used >= Duration::from_millis(60), "{used:?}");
         assert!(used < Duration::from_millis(110), "{used:?}");
     }
@@ -177,17 +178,14 @@ mod tests {
     /// poll: past the first millisecond, its polls are still measured by the CPU clock.
     #[tokio::test]
     async fn a_long_node_run_is_charged_cpu_not_wall_time() {
-        let clock = CpuClock::new();
-        clock
-            .meter(async {
-                for _ in 0..5 {
-                    std::thread::sleep(Duration::from_millis(20));
-                    clock.used();
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await;
-        let used = clock.used();
+        let used = charged(async |clock| {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(20));
+                clock.used();
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
         assert!(used >= Duration::from_millis(20), "{used:?}");
         assert!(used < Duration::from_millis(50), "{used:?}");
     }
