@@ -151,10 +151,12 @@ impl Gate {
         let boarding = caller.flights.board();
         let inner = Arc::clone(&self.inner);
         // A separate task: dropping this future cannot stop a request between leaving and
-        // being audited. It lands once audited.
+        // being audited. It lands once audited. The exchange's future (several KiB) is built
+        // and boxed by the task, on a worker's stack: built here, on the node's fiber stack,
+        // it deepened every slot's stack by its size, pages that stay resident per slot.
         tokio::spawn(async move {
             let _boarding = boarding;
-            inner.send(&who, made, req).await
+            Box::pin(inner.send(&who, made, req)).await
         })
         .await
         .unwrap_or_else(|err| {
