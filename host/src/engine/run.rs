@@ -1,5 +1,6 @@
 //! The record of a workflow run and its node runs, as stored and as printed by `--json`.
 
+use indexmap::IndexMap;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value, json};
@@ -118,31 +119,22 @@ pub struct Outputs<'a>(&'a [NodeRun]);
 
 impl<'a> Outputs<'a> {
     /// In order of first appearance, each name once, with its latest value.
-    fn entries(self) -> Vec<(&'a str, &'a Value)> {
+    fn entries(self) -> IndexMap<&'a str, &'a Value> {
+        let trigger = self.0.first().filter(|t| t.status == RunStatus::Completed);
         let completed = self
             .0
             .iter()
             .filter(|node_run| node_run.status == RunStatus::Completed);
-        let mut entries: Vec<(&str, &Value)> = Vec::new();
-        let trigger = self.0.first().filter(|t| t.status == RunStatus::Completed);
+        // `insert` keeps a name where it first appeared and takes its latest value.
+        let mut entries = IndexMap::with_capacity(self.0.len() + 1);
         for (name, output) in trigger
             .map(|t| ("trigger", &t.output))
             .into_iter()
             .chain(completed.map(|n| (n.node.as_str(), &n.output)))
         {
-            match entries.iter_mut().find(|(seen, _)| *seen == name) {
-                Some(entry) => entry.1 = output,
-                None => entries.push((name, output)),
-            }
+            entries.insert(name, output);
         }
         entries
-    }
-
-    /// The output of `node` (or of the trigger, as `trigger`).
-    pub fn get(self, node: &str) -> Option<&'a Value> {
-        self.entries()
-            .into_iter()
-            .find_map(|(name, output)| (name == node).then_some(output))
     }
 
     /// A copy, as templates read it.

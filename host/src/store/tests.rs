@@ -45,9 +45,12 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     assert_eq!(seen.workflow_version, Some(3));
     assert_eq!(seen.node_runs.len(), 2);
     assert_eq!(seen.node_runs[1].status, RunStatus::InProgress);
-    assert_eq!(seen.outputs().get("trigger").unwrap()["service"], "api");
+    assert_eq!(
+        seen.outputs().to_map().get("trigger").unwrap()["service"],
+        "api"
+    );
     assert!(
-        seen.outputs().get("call").is_none(),
+        seen.outputs().to_map().get("call").is_none(),
         "no output before the node ends"
     );
 
@@ -70,7 +73,7 @@ async fn every_state_change_is_readable_at_once_and_after_reopening() {
     assert_eq!(back.node_runs[1].output["response"]["status"], 200);
     assert_eq!(back.node_runs[1].logs[0]["log"], "sent");
     assert_eq!(
-        back.outputs().get("call").unwrap()["response"]["status"],
+        back.outputs().to_map().get("call").unwrap()["response"]["status"],
         200
     );
     assert_eq!(
@@ -575,7 +578,7 @@ fn outputs_are_the_completed_node_runs_latest_first_seen_order() {
     let running = NodeRun::started(call, "wfnr_3".into(), crate::time::now());
     run.node_runs.extend([first, second, running]);
 
-    let outputs = run.outputs();
+    let outputs = run.outputs().to_map();
     assert_eq!(outputs.get("trigger"), Some(&json!({"a": 1})));
     assert_eq!(outputs.get("call"), Some(&json!("second")));
     assert_eq!(outputs.get("other"), None);
