@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use echo::{Echoes, ends_in_unfinished_escape, json_escape_into, url_component_into};
 use serde_json::Value;
+use tokens::{EncodedForms, TokenEcho};
 
 pub use platform::{KeySource, PLATFORM_TOKEN_SECRET, PlatformKey};
 
@@ -98,6 +99,9 @@ pub struct SecretStore {
     /// Sorted by name.
     secrets: Vec<Secret>,
     echoes: Echoes,
+    /// Their base64 forms, escaped or wrapped (see `tokens::EncodedForms`); `echoes` matches them
+    /// as literals, which a text without an escape or a line break can only hold them as.
+    base64: EncodedForms,
 }
 
 impl fmt::Debug for SecretStore {
@@ -159,7 +163,16 @@ impl SecretStore {
             })
             .collect();
         let echoes = Echoes::new(secrets.iter().map(|s| s.value.expose_secret()));
-        SecretStore { secrets, echoes }
+        let base64 = EncodedForms::new(secrets.iter().enumerate().flat_map(|(i, secret)| {
+            echo::base64_value_forms(&[secret.value.expose_secret().as_bytes()])
+                .into_iter()
+                .map(move |form| (form, i))
+        }));
+        SecretStore {
+            secrets,
+            echoes,
+            base64,
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -181,21 +194,34 @@ impl SecretStore {
     /// Returns `Cow::Borrowed` when nothing matched. Values shorter than 4 bytes are not
     /// redacted: see `echo::MIN_ECHO_LEN`.
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
-        let mut found = self.echoes.find_iter(bytes).peekable();
-        if found.peek().is_none() {
-            return Cow::Borrowed(bytes);
+        labelled_echoes(bytes, self.echoes_in(bytes), |secret| {
+            &self.secrets[secret].label
+        })
+    }
+
+    /// Every echo of a secret in `bytes` (`token`: the secret's index), in no particular order.
+    fn echoes_in(&self, bytes: &[u8]) -> Vec<TokenEcho> {
+        let mut found = Vec::new();
+        if self.echoes.is_match(bytes) {
+            found.extend(self.echoes.find_iter(bytes).map(|m| TokenEcho {
+                start: m.start,
+                end: m.end,
+                token: m.secret,
+            }));
         }
-        let spans = found.map(|m| (m.start, m.end, m.secret));
-        Cow::Owned(labelled(bytes, spans, |secret| &self.secrets[secret].label))
+        // Read character by character only where a base64 form can be escaped or wrapped: the
+        // read costs ten times the pattern's scan.
+        if tokens::may_hold_escapes_or_breaks(bytes) {
+            found.extend(self.base64.find(bytes));
+        }
+        found
     }
 
     /// Names of the secrets whose value occurs in `bytes` in any form `redact` recognises.
     pub fn values_in(&self, bytes: &[u8]) -> Vec<&str> {
         let mut found = vec![false; self.secrets.len()];
-        if self.echoes.is_match(bytes) {
-            for m in self.echoes.find_iter(bytes) {
-                found[m.secret] = true;
-            }
+        for echo in self.echoes_in(bytes) {
+            found[echo.token] = true;
         }
         self.secrets
             .iter()
@@ -333,7 +359,7 @@ enum Held {
 /// may echo it in (made once, when it is bound: responses are redacted header by header).
 struct OwnValue {
     secret: Secret,
-    base64_forms: Vec<Zeroizing<String>>,
+    base64: EncodedForms,
 }
 
 impl OwnValue {
@@ -343,7 +369,11 @@ impl OwnValue {
         // A receiver may have upper-cased the token before encoding it.
         let upper = Zeroizing::new(value.to_ascii_uppercase());
         OwnValue {
-            base64_forms: echo::base64_value_forms(&[value.as_bytes(), upper.as_bytes()]),
+            base64: EncodedForms::new(
+                echo::base64_value_forms(&[value.as_bytes(), upper.as_bytes()])
+                    .into_iter()
+                    .map(|form| (form, 0)),
+            ),
             secret: Secret {
                 name: name.to_owned(),
                 value: SecretString::from(value.as_str()),
@@ -356,42 +386,41 @@ impl OwnValue {
         self.secret.value.expose_secret().as_bytes()
     }
 
-    /// Whether `bytes` holds the value in one of its base64 forms.
+    /// Whether `bytes` holds the value in one of its base64 forms (read as `redact` reads them).
     fn in_base64(&self, bytes: &[u8]) -> bool {
-        self.base64_forms.iter().any(|form| {
-            let form = form.as_bytes();
-            bytes
-                .windows(form.len())
-                .any(|window| window.eq_ignore_ascii_case(form))
-        })
+        !self.base64.find(bytes).is_empty()
     }
 }
 
-/// `bytes` with every echo of `owns` (each digit in any form, or base64) replaced by its label.
+/// `bytes` with every echo of `owns` (each digit in any form, or base64, each character in any
+/// form, wrapped or not) replaced by its label.
 fn redact_own<'a>(bytes: &'a [u8], owns: &[Arc<OwnValue>]) -> Cow<'a, [u8]> {
-    let mut text = Cow::Borrowed(bytes);
-    let echoes = tokens::find(bytes, owns.iter().map(|own| own.digits()));
-    if !echoes.is_empty() {
-        let spans = echoes.iter().map(|e| (e.start, e.end, e.token));
-        text = Cow::Owned(labelled(bytes, spans, |token| &owns[token].secret.label));
+    let mut echoes = tokens::find(bytes, owns.iter().map(|own| own.digits()));
+    for (i, own) in owns.iter().enumerate() {
+        echoes.extend(
+            own.base64
+                .find(bytes)
+                .into_iter()
+                .map(|echo| TokenEcho { token: i, ..echo }),
+        );
     }
-    for own in owns {
-        for form in &own.base64_forms {
-            // Taken out of the match first: the search borrows `text`.
-            let replaced = match replace_ascii_case_insensitive(
-                &text,
-                form.as_bytes(),
-                own.secret.label.as_bytes(),
-            ) {
-                Cow::Owned(replaced) => Some(replaced),
-                Cow::Borrowed(_) => None,
-            };
-            if let Some(replaced) = replaced {
-                text = Cow::Owned(replaced);
-            }
-        }
+    labelled_echoes(bytes, echoes, |token| &owns[token].secret.label)
+}
+
+/// [`labelled`] for echoes found by several searches, in any order: `Cow::Borrowed` when there
+/// are none.
+fn labelled_echoes<'a, 'l>(
+    bytes: &'a [u8],
+    mut echoes: Vec<TokenEcho>,
+    label: impl Fn(usize) -> &'l str,
+) -> Cow<'a, [u8]> {
+    if echoes.is_empty() {
+        return Cow::Borrowed(bytes);
     }
-    text
+    // In the order they start, the longest first where two start together.
+    echoes.sort_by_key(|echo| (echo.start, std::cmp::Reverse(echo.end)));
+    let spans = echoes.iter().map(|e| (e.start, e.end, e.token));
+    Cow::Owned(labelled(bytes, spans, label))
 }
 
 /// A token a caller presented to the API: what that caller posts is stored and shown, so every
@@ -713,38 +742,6 @@ impl Bindings {
 fn new_handle() -> String {
     let random: [u8; HANDLE_HEX_LEN / 2] = rand::random();
     format!("__airlock_secret_{}__", hex::encode(random))
-}
-
-/// `haystack` with every occurrence of `needle` (ASCII case ignored: a token is hex, which a
-/// receiver may echo in upper case) replaced by `label`; `Cow::Borrowed` when there is none.
-fn replace_ascii_case_insensitive<'a>(
-    haystack: &'a [u8],
-    needle: &[u8],
-    label: &[u8],
-) -> Cow<'a, [u8]> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return Cow::Borrowed(haystack);
-    }
-    let mut out: Option<Vec<u8>> = None;
-    let (mut at, mut i) = (0, 0);
-    while i + needle.len() <= haystack.len() {
-        if haystack[i..i + needle.len()].eq_ignore_ascii_case(needle) {
-            let out = out.get_or_insert_with(|| Vec::with_capacity(haystack.len()));
-            out.extend_from_slice(&haystack[at..i]);
-            out.extend_from_slice(label);
-            i += needle.len();
-            at = i;
-        } else {
-            i += 1;
-        }
-    }
-    match out {
-        None => Cow::Borrowed(haystack),
-        Some(mut out) => {
-            out.extend_from_slice(&haystack[at..]);
-            Cow::Owned(out)
-        }
-    }
 }
 
 impl Encoding {

@@ -695,3 +695,108 @@ fn a_damaged_key_file_is_refused_naming_it() {
         "{text}"
     );
 }
+
+/// `base64` as servers and encoders write it: escaped (PHP's JSON `\/`, a URL's percent-escapes,
+/// an HTML character reference each), wrapped as MIME (CR LF every 76 characters) and PEM (LF
+/// every 64), and wrapped inside a JSON string (the breaks JSON-escaped).
+fn base64_as_written(base64: &str) -> Vec<(&'static str, String)> {
+    let wrapped = |width: usize, line_break: &str| {
+        let chars: Vec<char> = base64.chars().collect();
+        chars
+            .chunks(width)
+            .map(|line| line.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(line_break)
+    };
+    let each_escaped = |escape: fn(char) -> String| base64.chars().map(escape).collect::<String>();
+    vec![
+        ("json slashes", base64.replace('/', "\\/")),
+        (
+            "percent",
+            base64
+                .replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D"),
+        ),
+        ("references", each_escaped(|c| format!("&#{};", c as u32))),
+        ("mime", wrapped(76, "\r\n")),
+        ("pem", wrapped(64, "\n")),
+        ("pem in json", wrapped(64, "\\n").replace('/', "\\/")),
+        ("short lines", wrapped(5, "\r\n")),
+    ]
+}
+
+#[test]
+fn a_secret_echoed_in_base64_escaped_or_wrapped_is_redacted_and_recognised() {
+    // Long enough that its base64 wraps, with `+` or `-`, `/` or `_`, and padding in it.
+    let value = "a-long-secret-value-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ??>>";
+    let store = store(&[("key", value)]);
+    for base64 in [STANDARD.encode(value), URL_SAFE.encode(value)] {
+        assert!(base64.contains(['/', '_']) && base64.len() > 76, "{base64}");
+        for (how, echo) in base64_as_written(&base64) {
+            let text = format!("before {echo} after");
+            assert_eq!(
+                store.redact_str(&text),
+                "before [secret:key] after",
+                "{how}: {text}"
+            );
+            assert_eq!(store.values_in(text.as_bytes()), ["key"], "{how}: {text}");
+        }
+    }
+    // Inside a longer blob (`Basic base64(user:value)`), wrapped: at most the user part and a
+    // few mixed characters are left around the label (10 characters, as 6-byte references).
+    for user in ["u", "us", "use"] {
+        let blob = STANDARD.encode(format!("{user}:{value}"));
+        for (how, echo) in base64_as_written(&blob) {
+            let redacted = store.redact_str(&echo);
+            assert!(redacted.contains("[secret:key]"), "{how}: {redacted}");
+            assert!(
+                redacted.len() <= 10 * 6 + "[secret:key]".len(),
+                "{how}: {redacted}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bound_token_echoed_in_base64_escaped_or_wrapped_is_redacted_and_recognised() {
+    let mut bindings = Bindings::new(store(&[]));
+    let value = bound_callback_token(&mut bindings);
+    let label = "[secret:airlock-callback-token]";
+    // 64 hex digits: 88 base64 characters, more than a MIME or PEM line.
+    for base64 in [
+        STANDARD.encode(&value),
+        URL_SAFE.encode(value.to_uppercase()),
+    ] {
+        for (how, echo) in base64_as_written(&base64) {
+            let text = format!("before {echo} after");
+            assert_eq!(
+                bindings.redact_str(&text),
+                format!("before {label} after"),
+                "{how}: {text}"
+            );
+            assert_eq!(
+                bindings.own_values_in(text.as_bytes()),
+                ["airlock-callback-token"],
+                "{how}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn text_that_only_resembles_a_wrapped_echo_is_left_alone() {
+    let mut bindings = Bindings::new(store(&[]));
+    let value = bound_callback_token(&mut bindings);
+    let base64 = STANDARD.encode(&value);
+    // Two breaks in a row, or another character between two lines, end a wrapped echo: what is
+    // left are pieces of its base64 that are no form of the token.
+    for text in [
+        format!("{}\n\n{}", &base64[..40], &base64[40..]),
+        format!("{} {}", &base64[..40], &base64[40..]),
+        format!("{}\n{}", &base64[..40], &base64[41..]),
+    ] {
+        assert_eq!(bindings.redact_str(&text), text);
+        assert!(bindings.own_values_in(text.as_bytes()).is_empty(), "{text}");
+    }
+}

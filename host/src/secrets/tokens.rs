@@ -4,6 +4,12 @@
 //! character reference (the forms `echo` matches a loaded secret's characters in). Decoding digit
 //! by digit wherever a digit may start finds every mix in one scan, with no pattern to compile
 //! per node run: that matters because `airlock serve` binds a run token's MAC in every node run.
+//! The base64 forms of those values, and of loaded secrets, are read the same way, character by
+//! character, with a line break allowed between two characters (see [`EncodedForms`]).
+
+use std::ops::Range;
+
+use zeroize::Zeroizing;
 
 /// Length of a token made here (32 random bytes, or an HMAC-SHA256, in hex).
 const TOKEN_LEN: usize = 64;
@@ -60,21 +66,163 @@ fn echo_end(text: &[u8], start: usize, token: &[u8]) -> Option<usize> {
     Some(at)
 }
 
+/// Values' base64 forms (see `echo::base64_value_forms`), found as echoes of a token are: each
+/// character in any form [`char_at`] reads, in either letter case, and between two characters at
+/// most one line break (see [`after_break`]), as MIME (76 columns) and PEM (64) wrap base64.
+/// Indexed by first character, so that a text is read once whatever the number of forms.
+pub(super) struct EncodedForms {
+    /// Each form with the index of the value it stands for, by first character (lowercase),
+    /// then longest first: at one place a whole form is taken before a part of it.
+    forms: Vec<(Zeroizing<Vec<u8>>, usize)>,
+    /// Each first character (lowercase) with the range of `forms` that begin with it, in order.
+    by_first: Vec<(u8, Range<usize>)>,
+    /// The bytes a form's echo can begin with (its first character in either case, or an escape):
+    /// most bytes of a text begin none, and are passed over on one look.
+    leads: [u64; 4],
+}
+
+impl EncodedForms {
+    pub(super) fn new(forms: impl IntoIterator<Item = (Zeroizing<String>, usize)>) -> Self {
+        let mut forms: Vec<_> = forms
+            .into_iter()
+            .filter(|(form, _)| !form.is_empty() && form.is_ascii())
+            .map(|(form, value)| (Zeroizing::new(form.as_bytes().to_vec()), value))
+            .collect();
+        let first = |form: &[u8]| form[0].to_ascii_lowercase();
+        forms.sort_by(|(a, _), (b, _)| first(a).cmp(&first(b)).then(b.len().cmp(&a.len())));
+        let mut by_first: Vec<(u8, Range<usize>)> = Vec::new();
+        for (i, (form, _)) in forms.iter().enumerate() {
+            // Sorted by first character: each one's forms are contiguous.
+            match by_first.last_mut() {
+                Some((lead, range)) if *lead == first(form) => range.end = i + 1,
+                _ => by_first.push((first(form), i..i + 1)),
+            }
+        }
+        let mut leads = [0; 4];
+        let firsts = forms.iter().map(|(form, _)| form[0]);
+        for byte in firsts.flat_map(|b| [b.to_ascii_lowercase(), b.to_ascii_uppercase()]) {
+            leads[usize::from(byte / 64)] |= 1 << (byte % 64);
+        }
+        if !forms.is_empty() {
+            for byte in [b'%', b'\\', b'&'] {
+                leads[usize::from(byte / 64)] |= 1 << (byte % 64);
+            }
+        }
+        EncodedForms {
+            forms,
+            by_first,
+            leads,
+        }
+    }
+
+    fn may_lead(&self, byte: u8) -> bool {
+        self.leads[usize::from(byte / 64)] & (1 << (byte % 64)) != 0
+    }
+
+    /// Every echo in `text`, in the order they start (`token`: the value's index); at each start,
+    /// the longest form that matches.
+    pub(super) fn find(&self, text: &[u8]) -> Vec<TokenEcho> {
+        let mut found = Vec::new();
+        if self.forms.is_empty() {
+            return found;
+        }
+        for start in 0..text.len() {
+            if !self.may_lead(text[start]) {
+                continue;
+            }
+            let Some((lead, len)) = char_at(&text[start..]) else {
+                continue;
+            };
+            let lead = lead.to_ascii_lowercase();
+            let Ok(at) = self
+                .by_first
+                .binary_search_by_key(&lead, |(first, _)| *first)
+            else {
+                continue;
+            };
+            let candidates = &self.forms[self.by_first[at].1.clone()];
+            let echo = candidates.iter().find_map(|(form, value)| {
+                let end = encoded_end(text, start + len, &form[1..])?;
+                Some(TokenEcho {
+                    start,
+                    end,
+                    token: *value,
+                })
+            });
+            found.extend(echo);
+        }
+        found
+    }
+}
+
+/// Whether `text` holds a byte that begins an escape (`%`, `\`, `&`) or a line break: without
+/// one, a value's base64 form can only be written as is.
+pub(super) fn may_hold_escapes_or_breaks(text: &[u8]) -> bool {
+    memchr::memchr3(b'%', b'\\', b'&', text).is_some()
+        || memchr::memchr2(b'\r', b'\n', text).is_some()
+}
+
+/// Where an echo of `form`'s characters, the first of which ended at `start`, ends.
+fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
+    let mut at = start;
+    for expected in form {
+        // Most places hold the character as is, or something that starts no escape nor break:
+        // decided on one byte.
+        match text.get(at) {
+            Some(byte) if byte.eq_ignore_ascii_case(expected) => {
+                at += 1;
+                continue;
+            }
+            Some(b'\r' | b'\n' | b'\\' | b'%' | b'&') => {}
+            _ => return None,
+        }
+        at = after_break(text, at);
+        let (c, len) = char_at(&text[at..])?;
+        if !c.eq_ignore_ascii_case(expected) {
+            return None;
+        }
+        at += len;
+    }
+    Some(at)
+}
+
+/// Line breaks that may sit between two characters of a wrapped echo: CR LF, LF or CR, as is
+/// or JSON-escaped (wrapped base64 inside a JSON string). None is a base64 character.
+const BREAKS: [&[u8]; 6] = [b"\r\n", b"\n", b"\r", b"\\r\\n", b"\\n", b"\\r"];
+
+/// `at`, past the line break that starts there, if one does.
+fn after_break(text: &[u8], at: usize) -> usize {
+    let rest = &text[at..];
+    if !matches!(rest.first(), Some(b'\r' | b'\n' | b'\\')) {
+        return at;
+    }
+    BREAKS
+        .iter()
+        .find(|line_break| rest.starts_with(line_break))
+        .map_or(at, |line_break| at + line_break.len())
+}
+
 /// The hex digit (lowercase) written at the start of `text`, and how many bytes it takes.
 fn digit_at(text: &[u8]) -> Option<(u8, usize)> {
+    let (c, len) = char_at(text)?;
+    c.is_ascii_hexdigit().then(|| (c.to_ascii_lowercase(), len))
+}
+
+/// The ASCII character written at the start of `text`, and how many bytes it takes: as is,
+/// `%XX`, `\u00XX`, `\xXX`, an HTML character reference, or `\/` (JSON's optional escape of
+/// `/`, which PHP writes).
+fn char_at(text: &[u8]) -> Option<(u8, usize)> {
     let first = *text.first()?;
-    if first.is_ascii_hexdigit() {
-        return Some((first.to_ascii_lowercase(), 1));
-    }
     let (code, len) = match (first, text.get(1)) {
         (b'%', _) => (hex_code(text.get(1..3)?)?, 3),
         (b'\\', Some(b'u')) if text.get(2..4)? == b"00" => (hex_code(text.get(4..6)?)?, 6),
         (b'\\', Some(b'x')) => (hex_code(text.get(2..4)?)?, 4),
+        (b'\\', Some(b'/')) => (u32::from(b'/'), 2),
         (b'&', Some(b'#')) => reference(text)?,
-        _ => return None,
+        _ => (u32::from(first), 1),
     };
-    let digit = u8::try_from(code).ok().filter(u8::is_ascii_hexdigit)?;
-    Some((digit.to_ascii_lowercase(), len))
+    let c = u8::try_from(code).ok().filter(u8::is_ascii)?;
+    Some((c, len))
 }
 
 /// A character code written as two hex digits (`%41`, `\x41`, `\u0041`).
