@@ -8,9 +8,11 @@
 //! each character may take any of its forms independently, one pattern covers every mix of
 //! styles instead of a list of whole-value variants that a new style would slip past. Base64
 //! (standard and URL-safe, padded or not, and the stable core of the value inside a longer blob)
-//! is matched as literals. All of it is one `regex::bytes` pattern, one scan of a text for every
-//! secret: a literal multi-pattern matcher (aho-corasick) cannot express a choice per character,
-//! and the regex engine already uses aho-corasick to find the literal parts fast.
+//! is matched as literals, in either case. All of it is one `regex::bytes` pattern, one scan of a
+//! text for every secret: a literal multi-pattern matcher (aho-corasick) cannot express a choice
+//! per character, and the regex engine already uses aho-corasick to find the literal parts fast.
+//! Base64 text that is itself escaped or wrapped is found by a second scan, `tokens::EncodedForms`
+//! (as a per-character pattern with line breaks, it made this one ten times slower to compile).
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -147,6 +149,13 @@ const MAX_CHARWISE_LEN: usize = 4096;
 fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
     let mut alternatives = Vec::new();
     let mut literals = base64_forms(value.as_bytes());
+    // Form-decoding turns a base64 `+` into a space.
+    let spaced: Vec<_> = literals
+        .iter()
+        .filter(|form| form.contains('+'))
+        .map(|form| Zeroizing::new(form.replace('+', " ")))
+        .collect();
+    literals.extend(spaced);
     for variant in received_variants(value) {
         if variant.len() < MIN_ECHO_LEN {
             continue;
@@ -164,10 +173,12 @@ fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
     literals.retain(|form| form.len() >= MIN_ECHO_LEN);
     literals.sort_by_key(|form| std::cmp::Reverse(form.len()));
     literals.dedup();
+    // In either case, as the character-wise forms and `tokens::EncodedForms` match: a host name
+    // is lowercased wherever it is parsed.
     alternatives.extend(
         literals
             .iter()
-            .map(|form| Zeroizing::new(regex::escape(form))),
+            .map(|form| Zeroizing::new(format!("(?i:{})", regex::escape(form)))),
     );
     alternatives
 }
@@ -211,9 +222,9 @@ fn received_variants(value: &str) -> Vec<Zeroizing<String>> {
     variants
 }
 
-/// The base64 forms of the ways a value made for one node run is written (whole, or inside a
-/// longer blob), at least `MIN_ECHO_LEN` long. Longest first, so that a whole form is replaced
-/// before a part of it could be; each once.
+/// The base64 forms of the ways a value is written (whole, or inside a longer blob), at least
+/// `MIN_ECHO_LEN` long. Longest first, so that a whole form is replaced before a part of it
+/// could be; each once.
 pub(super) fn base64_value_forms(values: &[&[u8]]) -> Vec<Zeroizing<String>> {
     let mut forms: Vec<_> = values
         .iter()

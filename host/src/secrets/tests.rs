@@ -698,7 +698,9 @@ fn a_damaged_key_file_is_refused_naming_it() {
 
 /// `base64` as servers and encoders write it: escaped (PHP's JSON `\/`, a URL's percent-escapes,
 /// an HTML character reference each), wrapped as MIME (CR LF every 76 characters) and PEM (LF
-/// every 64), and wrapped inside a JSON string (the breaks JSON-escaped).
+/// every 64), wrapped inside a JSON string (the breaks JSON-escaped), indented, its breaks
+/// written as URLs, XML and nested JSON write them, form-decoded (`+` as a space) and in another
+/// letter case.
 fn base64_as_written(base64: &str) -> Vec<(&'static str, String)> {
     let wrapped = |width: usize, line_break: &str| {
         let chars: Vec<char> = base64.chars().collect();
@@ -723,6 +725,15 @@ fn base64_as_written(base64: &str) -> Vec<(&'static str, String)> {
         ("pem", wrapped(64, "\n")),
         ("pem in json", wrapped(64, "\\n").replace('/', "\\/")),
         ("short lines", wrapped(5, "\r\n")),
+        ("indented", wrapped(64, "\n      ")),
+        ("url-encoded pem", wrapped(64, "%0D%0A")),
+        ("xml references", wrapped(76, "&#13;\n")),
+        ("xml hex references", wrapped(76, "&#xD;&#xA;")),
+        ("json \\u000a", wrapped(64, "\\u000a")),
+        ("json in json", wrapped(64, "\\\\n")),
+        ("crlf converted twice", wrapped(76, "\r\r\n")),
+        ("form-decoded", base64.replace('+', " ")),
+        ("lower case", base64.to_lowercase()),
     ]
 }
 

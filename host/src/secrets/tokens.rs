@@ -67,8 +67,9 @@ fn echo_end(text: &[u8], start: usize, token: &[u8]) -> Option<usize> {
 }
 
 /// Values' base64 forms (see `echo::base64_value_forms`), found as echoes of a token are: each
-/// character in any form [`char_at`] reads, in either letter case, and between two characters at
-/// most one line break (see [`after_break`]), as MIME (76 columns) and PEM (64) wrap base64.
+/// character in any form [`char_at`] reads, in either letter case (`+` also as a space), and
+/// between two characters at most one line break and its indentation (see [`after_break`]), as
+/// MIME (76 columns) and PEM (64) wrap base64.
 /// Indexed by first character, so that a text is read once whatever the number of forms.
 pub(super) struct EncodedForms {
     /// Each form with the index of the value it stands for, by first character (lowercase),
@@ -98,21 +99,26 @@ impl EncodedForms {
                 _ => by_first.push((first(form), i..i + 1)),
             }
         }
-        let mut leads = [0; 4];
+        // Each form's first character in either case (a `+` also as a space), and the bytes
+        // that begin an escape.
         let firsts = forms.iter().map(|(form, _)| form[0]);
-        for byte in firsts.flat_map(|b| [b.to_ascii_lowercase(), b.to_ascii_uppercase()]) {
+        let escapes = [b'%', b'\\', b'&'].iter().filter(|_| !forms.is_empty());
+        let mut leads = [0; 4];
+        for byte in firsts
+            .flat_map(|b| [b.to_ascii_lowercase(), b.to_ascii_uppercase(), same_as(b)])
+            .chain(escapes.copied())
+        {
             leads[usize::from(byte / 64)] |= 1 << (byte % 64);
-        }
-        if !forms.is_empty() {
-            for byte in [b'%', b'\\', b'&'] {
-                leads[usize::from(byte / 64)] |= 1 << (byte % 64);
-            }
         }
         EncodedForms {
             forms,
             by_first,
             leads,
         }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.forms.is_empty()
     }
 
     fn may_lead(&self, byte: u8) -> bool {
@@ -133,7 +139,12 @@ impl EncodedForms {
             let Some((lead, len)) = char_at(&text[start..]) else {
                 continue;
             };
-            let lead = lead.to_ascii_lowercase();
+            // A form may begin with `+`, which form-decoding writes as a space.
+            let lead = if lead == b' ' {
+                b'+'
+            } else {
+                lead.to_ascii_lowercase()
+            };
             let Ok(at) = self
                 .by_first
                 .binary_search_by_key(&lead, |(first, _)| *first)
@@ -162,6 +173,17 @@ pub(super) fn may_hold_escapes_or_breaks(text: &[u8]) -> bool {
         || memchr::memchr2(b'\r', b'\n', text).is_some()
 }
 
+/// Whether `written` stands for the base64 character `expected`: in either case, and a space
+/// for `+` (what form-decoding makes of it).
+fn same(written: u8, expected: u8) -> bool {
+    written.eq_ignore_ascii_case(&expected) || written == same_as(expected)
+}
+
+/// What form-decoding writes for a base64 character: a space for `+`, the others as they are.
+fn same_as(base64: u8) -> u8 {
+    if base64 == b'+' { b' ' } else { base64 }
+}
+
 /// Where an echo of `form`'s characters, the first of which ended at `start`, ends.
 fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
     let mut at = start;
@@ -169,7 +191,7 @@ fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
         // Most places hold the character as is, or something that starts no escape nor break:
         // decided on one byte.
         match text.get(at) {
-            Some(byte) if byte.eq_ignore_ascii_case(expected) => {
+            Some(byte) if same(*byte, *expected) => {
                 at += 1;
                 continue;
             }
@@ -178,7 +200,7 @@ fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
         }
         at = after_break(text, at);
         let (c, len) = char_at(&text[at..])?;
-        if !c.eq_ignore_ascii_case(expected) {
+        if !same(c, *expected) {
             return None;
         }
         at += len;
@@ -186,20 +208,36 @@ fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
     Some(at)
 }
 
-/// Line breaks that may sit between two characters of a wrapped echo: CR LF, LF or CR, as is
-/// or JSON-escaped (wrapped base64 inside a JSON string). None is a base64 character.
-const BREAKS: [&[u8]; 6] = [b"\r\n", b"\n", b"\r", b"\\r\\n", b"\\n", b"\\r"];
-
-/// `at`, past the line break that starts there, if one does.
+/// `at`, past the line break that starts there and the indentation after it (base64 in an
+/// indented XML or YAML block), if one does. A break is CRs then an LF, or a CR or an LF alone,
+/// each written in any form [`char_at`] reads (`%0D%0A` in a URL, `&#13;` in XML) or escaped,
+/// once or more (`\n` in JSON, `\\n` in JSON inside a JSON string). None is a base64 character.
 fn after_break(text: &[u8], at: usize) -> usize {
-    let rest = &text[at..];
-    if !matches!(rest.first(), Some(b'\r' | b'\n' | b'\\')) {
+    let mut end = at;
+    while let Some(len) = control_at(&text[end..], b'\r') {
+        end += len;
+    }
+    if let Some(len) = control_at(&text[end..], b'\n') {
+        end += len;
+    }
+    if end == at {
         return at;
     }
-    BREAKS
+    end + text[end..]
         .iter()
-        .find(|line_break| rest.starts_with(line_break))
-        .map_or(at, |line_break| at + line_break.len())
+        .take_while(|byte| matches!(byte, b' ' | b'\t'))
+        .count()
+}
+
+/// The length of `control` (CR or LF) written at the start of `text`: as is, in a form
+/// [`char_at`] reads, or as a run of backslashes and `r` or `n`.
+fn control_at(text: &[u8], control: u8) -> Option<usize> {
+    let letter = if control == b'\r' { b'r' } else { b'n' };
+    let backslashes = text.iter().take_while(|byte| **byte == b'\\').count();
+    if backslashes > 0 && text.get(backslashes) == Some(&letter) {
+        return Some(backslashes + 1);
+    }
+    char_at(text).and_then(|(c, len)| (c == control).then_some(len))
 }
 
 /// The hex digit (lowercase) written at the start of `text`, and how many bytes it takes.
@@ -231,7 +269,7 @@ fn hex_code(digits: &[u8]) -> Option<u32> {
 }
 
 /// `&#x41;`, `&#65;`, with any leading zeros and without the `;`: the code and the length.
-/// A hex digit's code is two hex digits, or two or three decimal ones (100–102 for `d`–`f`).
+/// A character's code here is one or two hex digits, or two or three decimal ones (100–127).
 fn reference(text: &[u8]) -> Option<(u32, usize)> {
     let (radix, mut at) = match text.get(2) {
         Some(b'x' | b'X') => (16, 3),
@@ -240,10 +278,22 @@ fn reference(text: &[u8]) -> Option<(u32, usize)> {
     while text.get(at) == Some(&b'0') {
         at += 1;
     }
-    let digits = if radix == 10 && text.get(at) == Some(&b'1') {
-        3
+    let digits = if radix == 16 {
+        // One or two hex digits (`&#xA;` is LF).
+        text.iter()
+            .skip(at)
+            .take(2)
+            .take_while(|byte| byte.is_ascii_hexdigit())
+            .count()
+            .max(1)
     } else {
-        2
+        // Three decimal digits only when a third follows (`&#13;` is CR, `&#100` is `d`).
+        let third = text.get(at + 2).is_some_and(u8::is_ascii_digit);
+        if text.get(at) == Some(&b'1') && third {
+            3
+        } else {
+            2
+        }
     };
     let code = std::str::from_utf8(text.get(at..at + digits)?).ok()?;
     let code = u32::from_str_radix(code, radix).ok()?;
