@@ -70,13 +70,14 @@ fn echo_end(text: &[u8], start: usize, token: &[u8]) -> Option<usize> {
 /// character in any form [`char_at`] reads, in either letter case (`+` also as a space), and
 /// between two characters at most one line break and its indentation (see [`after_break`]), as
 /// MIME (76 columns) and PEM (64) wrap base64.
-/// Indexed by first character, so that a text is read once whatever the number of forms.
+/// Indexed by their first two characters: a text is read once, and at each place only the forms
+/// beginning with what is written there are tried, whatever the number of forms.
 pub(super) struct EncodedForms {
-    /// Each form with the index of the value it stands for, by first character (lowercase),
-    /// then longest first: at one place a whole form is taken before a part of it.
+    /// Each form with the index of the value it stands for, by first two characters (see
+    /// [`key`]), then longest first: at one place a whole form is taken before a part of it.
     forms: Vec<(Zeroizing<Vec<u8>>, usize)>,
-    /// Each first character (lowercase) with the range of `forms` that begin with it, in order.
-    by_first: Vec<(u8, Range<usize>)>,
+    /// Each pair of first characters with the range of `forms` that begin with it, in order.
+    by_pair: Vec<([u8; 2], Range<usize>)>,
     /// The bytes a form's echo can begin with (its first character in either case, or an escape):
     /// most bytes of a text begin none, and are passed over on one look.
     leads: [u64; 4],
@@ -86,17 +87,17 @@ impl EncodedForms {
     pub(super) fn new(forms: impl IntoIterator<Item = (Zeroizing<String>, usize)>) -> Self {
         let mut forms: Vec<_> = forms
             .into_iter()
-            .filter(|(form, _)| !form.is_empty() && form.is_ascii())
+            .filter(|(form, _)| form.len() >= 2 && form.is_ascii())
             .map(|(form, value)| (Zeroizing::new(form.as_bytes().to_vec()), value))
             .collect();
-        let first = |form: &[u8]| form[0].to_ascii_lowercase();
-        forms.sort_by(|(a, _), (b, _)| first(a).cmp(&first(b)).then(b.len().cmp(&a.len())));
-        let mut by_first: Vec<(u8, Range<usize>)> = Vec::new();
+        let pair = |form: &[u8]| [key(form[0]), key(form[1])];
+        forms.sort_by(|(a, _), (b, _)| pair(a).cmp(&pair(b)).then(b.len().cmp(&a.len())));
+        let mut by_pair: Vec<([u8; 2], Range<usize>)> = Vec::new();
         for (i, (form, _)) in forms.iter().enumerate() {
-            // Sorted by first character: each one's forms are contiguous.
-            match by_first.last_mut() {
-                Some((lead, range)) if *lead == first(form) => range.end = i + 1,
-                _ => by_first.push((first(form), i..i + 1)),
+            // Sorted by their first two characters: each pair's forms are contiguous.
+            match by_pair.last_mut() {
+                Some((first, range)) if *first == pair(form) => range.end = i + 1,
+                _ => by_pair.push((pair(form), i..i + 1)),
             }
         }
         // Each form's first character in either case (a `+` also as a space), and the bytes
@@ -112,7 +113,7 @@ impl EncodedForms {
         }
         EncodedForms {
             forms,
-            by_first,
+            by_pair,
             leads,
         }
     }
@@ -136,24 +137,21 @@ impl EncodedForms {
             if !self.may_lead(text[start]) {
                 continue;
             }
-            let Some((lead, len)) = char_at(&text[start..]) else {
+            let Some((first, len)) = char_at(&text[start..]) else {
                 continue;
             };
-            // A form may begin with `+`, which form-decoding writes as a space.
-            let lead = if lead == b' ' {
-                b'+'
-            } else {
-                lead.to_ascii_lowercase()
-            };
-            let Ok(at) = self
-                .by_first
-                .binary_search_by_key(&lead, |(first, _)| *first)
-            else {
+            let second_at = after_break(text, start + len);
+            let Some((second, second_len)) = char_at(&text[second_at..]) else {
                 continue;
             };
-            let candidates = &self.forms[self.by_first[at].1.clone()];
+            let pair = [key(first), key(second)];
+            let Ok(i) = self.by_pair.binary_search_by_key(&pair, |(pair, _)| *pair) else {
+                continue;
+            };
+            let candidates = &self.forms[self.by_pair[i].1.clone()];
+            let rest = second_at + second_len;
             let echo = candidates.iter().find_map(|(form, value)| {
-                let end = encoded_end(text, start + len, &form[1..])?;
+                let end = encoded_end(text, rest, &form[2..])?;
                 Some(TokenEcho {
                     start,
                     end,
@@ -163,6 +161,16 @@ impl EncodedForms {
             found.extend(echo);
         }
         found
+    }
+}
+
+/// What a base64 character, or what is written for one, is indexed by: lowercase, and `+` for
+/// the space form-decoding makes of it.
+fn key(c: u8) -> u8 {
+    if c == b' ' {
+        b'+'
+    } else {
+        c.to_ascii_lowercase()
     }
 }
 
