@@ -153,7 +153,11 @@ fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
     let spaced: Vec<_> = literals
         .iter()
         .filter(|form| form.contains('+'))
-        .map(|form| Zeroizing::new(form.replace('+', " ")))
+        .map(|form| {
+            let mut spaced = Zeroizing::new(String::with_capacity(form.len()));
+            spaced.extend(form.chars().map(|c| if c == '+' { ' ' } else { c }));
+            spaced
+        })
         .collect();
     literals.extend(spaced);
     for variant in received_variants(value) {
@@ -178,9 +182,18 @@ fn value_alternatives(value: &str) -> Vec<Zeroizing<String>> {
     alternatives.extend(
         literals
             .iter()
-            .map(|form| Zeroizing::new(format!("(?i:{})", regex::escape(form)))),
+            .map(|form| case_insensitive(&Zeroizing::new(regex::escape(form)))),
     );
     alternatives
+}
+
+/// `(?i:pattern)`, built in place (no copy of the pattern is left unwiped).
+fn case_insensitive(pattern: &str) -> Zeroizing<String> {
+    let mut wrapped = Zeroizing::new(String::with_capacity(pattern.len() + 5));
+    wrapped.push_str("(?i:");
+    wrapped.push_str(pattern);
+    wrapped.push(')');
+    wrapped
 }
 
 /// The value, and what a receiver may make of it when the value was sent as is and the receiver

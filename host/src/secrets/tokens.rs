@@ -105,8 +105,9 @@ impl EncodedForms {
         let firsts = forms.iter().map(|(form, _)| form[0]);
         let escapes = [b'%', b'\\', b'&'].iter().filter(|_| !forms.is_empty());
         let mut leads = [0; 4];
+        let written = |b: u8| [b.to_ascii_lowercase(), b.to_ascii_uppercase(), b' '];
         for byte in firsts
-            .flat_map(|b| [b.to_ascii_lowercase(), b.to_ascii_uppercase(), same_as(b)])
+            .flat_map(|b| written(b).into_iter().filter(move |w| key(*w) == key(b)))
             .chain(escapes.copied())
         {
             leads[usize::from(byte / 64)] |= 1 << (byte % 64);
@@ -181,17 +182,6 @@ pub(super) fn may_hold_escapes_or_breaks(text: &[u8]) -> bool {
         || memchr::memchr2(b'\r', b'\n', text).is_some()
 }
 
-/// Whether `written` stands for the base64 character `expected`: in either case, and a space
-/// for `+` (what form-decoding makes of it).
-fn same(written: u8, expected: u8) -> bool {
-    written.eq_ignore_ascii_case(&expected) || written == same_as(expected)
-}
-
-/// What form-decoding writes for a base64 character: a space for `+`, the others as they are.
-fn same_as(base64: u8) -> u8 {
-    if base64 == b'+' { b' ' } else { base64 }
-}
-
 /// Where an echo of `form`'s characters, the first of which ended at `start`, ends.
 fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
     let mut at = start;
@@ -199,7 +189,7 @@ fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
         // Most places hold the character as is, or something that starts no escape nor break:
         // decided on one byte.
         match text.get(at) {
-            Some(byte) if same(*byte, *expected) => {
+            Some(byte) if key(*byte) == key(*expected) => {
                 at += 1;
                 continue;
             }
@@ -208,7 +198,7 @@ fn encoded_end(text: &[u8], start: usize, form: &[u8]) -> Option<usize> {
         }
         at = after_break(text, at);
         let (c, len) = char_at(&text[at..])?;
-        if !same(c, *expected) {
+        if key(c) != key(*expected) {
             return None;
         }
         at += len;
