@@ -305,15 +305,18 @@ impl Runtime {
         bindings: &mut Bindings,
         ctx: &Value,
     ) -> Step {
-        let prepared = self.invocation(workflow, node, at, bindings, ctx).await;
-        let (registered, invocation) = match prepared {
-            Ok(prepared) => prepared,
-            Err(error) => return Step::failed(error),
-        };
-        let outcome = self
-            .sandbox
-            .run(&registered.component, self.gate.clone(), invocation)
-            .await;
+        // The invocation moves into the sandbox's future; scoped to this block, it is not also
+        // kept beside that future while the node runs.
+        let outcome = {
+            let (registered, invocation) =
+                match self.invocation(workflow, node, at, bindings, ctx).await {
+                    Ok(prepared) => prepared,
+                    Err(error) => return Step::failed(error),
+                };
+            self.sandbox
+                .run(&registered.component, self.gate.clone(), invocation)
+        }
+        .await;
         let logs: Vec<Value> = outcome
             .logs
             .iter()

@@ -13,6 +13,7 @@ mod logs;
 mod pool;
 
 use std::path::Path;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -173,14 +174,13 @@ impl Sandbox {
             Ok(limits::cpu_deadline(state.cpu.used(), &state.limits))
         });
 
-        let attempt = tokio::time::timeout(
-            limits.wall_time,
-            clock.meter(async {
+        let attempt = {
+            let node_run = pin!(async {
                 let node = component.pre.instantiate_async(&mut store).await?;
                 node.call_run(&mut store, &context, &call.config).await
-            }),
-        )
-        .await;
+            });
+            tokio::time::timeout(limits.wall_time, clock.meter(node_run)).await
+        };
         let result = match attempt {
             Err(_) => Err(Breach::WallTime {
                 limit: limits.wall_time,
