@@ -190,8 +190,30 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
+    /// A toolchain whose sysroot is a temp dir, removed when the test is done with it.
+    struct TempSysroot(Toolchain);
+
+    impl std::ops::Deref for TempSysroot {
+        type Target = Toolchain;
+        fn deref(&self) -> &Toolchain {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for TempSysroot {
+        fn deref_mut(&mut self) -> &mut Toolchain {
+            &mut self.0
+        }
+    }
+
+    impl Drop for TempSysroot {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0.sysroot);
+        }
+    }
+
     /// A sysroot in the temp dir, with or without the target's library directory.
-    fn sysroot(name: &str, with_target: bool) -> Toolchain {
+    fn sysroot(name: &str, with_target: bool) -> TempSysroot {
         let sysroot = std::env::temp_dir().join(format!(
             "airlock-guest-target-{name}-{}",
             std::process::id()
@@ -205,7 +227,7 @@ mod tests {
         if with_target {
             std::fs::create_dir_all(toolchain.target_libdir()).expect("temp dir is writable");
         }
-        toolchain
+        TempSysroot(toolchain)
     }
 
     #[test]
